@@ -1,0 +1,190 @@
+//! The plan: what bake will build and deploy, after every check passed. No optional parts that are required,
+//! defaults applied, durations parsed. Spans remain where a later stage may have to blame the spec.
+
+use crate::source::{Span, Spanned};
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub stack: StackPlan,
+    pub images: Vec<ImagePlan>,
+    pub fleets: Vec<FleetPlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StackPlan {
+    pub name: String,
+    pub region: String,
+    pub account: Option<String>,
+    /// Tags in the order the spec gives them.
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Arm64,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Arch> {
+        match s {
+            "x86_64" => Some(Arch::X86_64),
+            "arm64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImagePlan {
+    pub name: Spanned<String>,
+    pub arch: Option<Arch>,
+    pub source: ImageSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum ImageSource {
+    /// An existing AMI, used as is.
+    Pinned { ami: String },
+    /// Built by Image Builder.
+    Built(Box<BuildPlan>),
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildPlan {
+    /// The SSM parameter naming the base AMI, and the `base` node it came from.
+    pub base_parameter: Spanned<String>,
+    pub installer: Installer,
+    pub installer_span: Span,
+    pub flake: FlakePlan,
+    pub system_manager: SystemManagerSource,
+    pub system_manager_span: Span,
+    /// RPMs in spec order, deduplicated, plus `aws-cfn-bootstrap` when a fleet of this image signals.
+    pub rpms: Vec<String>,
+    pub instance_types: Vec<String>,
+    pub subnet: Option<String>,
+    pub security_group: Option<String>,
+    pub volume_gib: u32,
+    pub volume_type: String,
+    pub timeout_secs: u64,
+    pub delete_old_amis: bool,
+    pub image_tests: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallerKind {
+    Determinate,
+    Upstream,
+}
+
+impl InstallerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallerKind::Determinate => "determinate",
+            InstallerKind::Upstream => "upstream",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installer {
+    pub kind: InstallerKind,
+    pub version: String,
+}
+
+impl Installer {
+    /// The pinned URL of the installer script.
+    pub fn url(&self) -> String {
+        match self.kind {
+            InstallerKind::Determinate => format!(
+                "https://install.determinate.systems/nix/tag/v{}",
+                self.version
+            ),
+            InstallerKind::Upstream => format!(
+                "https://artifacts.nixos.org/nix-installer/tag/{}/nix-installer.sh",
+                self.version
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FlakePlan {
+    pub url: String,
+    pub git_ref: Option<String>,
+    pub output: String,
+    pub checkout: Option<String>,
+    /// The `flake` node, blamed when the lock's flake entry is missing or stale.
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemManagerSource {
+    /// The revision the flake's lock pins for this input.
+    Input(String),
+    /// A pinned system-manager commit.
+    Rev(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct FleetPlan {
+    pub name: Spanned<String>,
+    /// Index into `Plan::images`.
+    pub image: usize,
+    pub instance_type: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub min: u32,
+    pub max: u32,
+    pub desired: Option<u32>,
+    pub policies: Vec<String>,
+    pub rollout: Rollout,
+}
+
+#[derive(Debug, Clone)]
+pub struct Signals {
+    /// ISO-8601, as CloudFormation takes it.
+    pub timeout: String,
+    pub timeout_secs: u64,
+    pub ready_unit: String,
+    pub min_success_percent: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Rollout {
+    Rolling {
+        max_batch: u32,
+        min_in_service: u32,
+        pause: Option<String>,
+        signals: Option<Signals>,
+        suspend: Vec<String>,
+    },
+    Replacing {
+        signals: Signals,
+    },
+    InstanceRefresh {
+        min_healthy: u32,
+        max_healthy: u32,
+        warmup_secs: Option<u64>,
+        checkpoints: Vec<u32>,
+        checkpoint_delay_secs: Option<u64>,
+        skip_matching: bool,
+    },
+}
+
+impl Rollout {
+    pub fn signals(&self) -> Option<&Signals> {
+        match self {
+            Rollout::Rolling { signals, .. } => signals.as_ref(),
+            Rollout::Replacing { signals } => Some(signals),
+            Rollout::InstanceRefresh { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The table of diagnostic codes. Codes are stable: tools and users match on them, so a code is never reused
+//! for another meaning. `bake explain <code>` prints the text here.
+
+macro_rules! codes {
+    ($($variant:ident => $code:literal, $doc:literal;)*) => {
+        /// A stable diagnostic code, rendered as `bake::<stage>::<name>`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+
+            /// What the code means and how to fix it.
+            pub fn doc(self) -> &'static str {
+                match self { $(Code::$variant => $doc,)* }
+            }
+
+            pub fn from_name(name: &str) -> Option<Code> {
+                let name = name.strip_prefix("bake::").unwrap_or(name);
+                Code::ALL.iter().copied().find(|c| c.as_str().strip_prefix("bake::") == Some(name))
+            }
+        }
+    };
+}
+
+codes! {
+    Syntax => "bake::spec::syntax",
+        "The file is not valid KDL v2. Strings with `/`, `:` or spaces must be quoted, booleans are `#true`/`#false`.";
+    UnknownNode => "bake::spec::unknown_node",
+        "A node name that bake does not know at this place. The message lists the nodes that are allowed here.";
+    UnknownProperty => "bake::spec::unknown_property",
+        "A property that this node does not take. `bake lsp` completes the valid ones.";
+    PropertyNotForStrategy => "bake::spec::property_not_for_strategy",
+        "A rollout property that belongs to another rollout strategy (e.g. `min-healthy` on a rolling update).";
+    Arguments => "bake::spec::arguments",
+        "A node has too many or too few arguments.";
+    WrongType => "bake::spec::wrong_type",
+        "A value of the wrong type, such as a string where a number is expected.";
+    InvalidValue => "bake::spec::invalid_value",
+        "A value that does not follow the grammar AWS or Nix accepts for this field (ids, names, URLs, revisions ...).";
+    UnsafeValue => "bake::spec::unsafe_value",
+        "A value with characters that could change the meaning of a generated script or document: control characters or `{{`, which SSM and AWSTOE interpolate.";
+    NotAllowed => "bake::spec::not_allowed",
+        "A value outside the fixed set of choices for this field.";
+    OutOfRange => "bake::spec::out_of_range",
+        "A number outside the range AWS accepts for this field.";
+    Duplicate => "bake::spec::duplicate",
+        "A node, property or name given twice where it may appear only once.";
+    Missing => "bake::spec::missing",
+        "A required node or property is absent.";
+    UnexpectedChildren => "bake::spec::unexpected_children",
+        "A node has a `{ ... }` block but takes no children.";
+    UnknownImage => "bake::check::unknown_image",
+        "A fleet refers to an image that the spec does not define.";
+    SizeOrder => "bake::check::size_order",
+        "Group sizes must satisfy min <= desired <= max.";
+    MinInService => "bake::check::min_in_service",
+        "A rolling update's `min-in-service` must be below the group's `max` and at most its desired size, or the update cannot make progress.";
+    Duration => "bake::check::duration",
+        "A duration must be ISO-8601 (`PT10M`, `PT1H30M`) and within the limit CloudFormation sets for the field.";
+    SignalsNeedPause => "bake::check::signals_need_pause",
+        "With `wait-for-signals=#true` a rolling update needs an explicit `pause`: it is how long CloudFormation waits for each batch's signals.";
+    SuccessPercentNeedsSignals => "bake::check::success_percent_needs_signals",
+        "`min-success-percent` only has meaning when instances signal: it needs `wait-for-signals=#true` and a `pause`.";
+    Checkpoints => "bake::check::checkpoints",
+        "Instance refresh checkpoints must rise strictly, each between 1 and 100.";
+    HealthyPercent => "bake::check::healthy_percent",
+        "Instance refresh needs min-healthy < max-healthy, with max-healthy between 100 and 200.";
+    Architecture => "bake::check::architecture",
+        "The instance type's CPU architecture does not match the image's (arm64 Graviton types end in `g`, as in m7g).";
+    NameCollision => "bake::check::name_collision",
+        "Two names that AWS treats as the same (Image Builder lower-cases names; CloudFormation logical ids drop dashes).";
+    NameTooLong => "bake::check::name_too_long",
+        "A name that, combined with the stack name, exceeds the length AWS allows for the resource.";
+    PinnedImageBuild => "bake::check::pinned_image_build",
+        "An image pinned to an AMI id is used as is: it is not built, so it takes no flake, nix, rpms or build settings.";
+    NotAl2023 => "bake::check::not_al2023",
+        "The base parameter is not an Amazon Linux 2023 public parameter. bake's bootstrap needs AL2023 (dnf, systemd).";
+    MovingLineage => "bake::check::moving_lineage",
+        "The `kernel-default` AMI lineage changes kernels over time; pin a kernel version such as `kernel-6.12` for reproducible images.";
+    RpmConflict => "bake::check::rpm_conflict",
+        "An RPM that cannot be installed on AL2023 as named (e.g. `curl` conflicts with the preinstalled `curl-minimal`).";
+    UnusedImage => "bake::check::unused_image",
+        "An image that no fleet uses. It is still built on every deploy.";
+    SubnetNeedsSecurityGroup => "bake::check::subnet_needs_security_group",
+        "Image Builder requires security groups whenever a build subnet is given.";
+    LockMissing => "bake::lock::missing",
+        "The lock has no entry for something the spec needs. Run `bake lock <spec>` to resolve it.";
+    LockStale => "bake::lock::stale",
+        "The lock entry was resolved for different spec values than the spec now has. Run `bake lock <spec>` to re-resolve it.";
+    LockInvalid => "bake::lock::invalid",
+        "The lock file is not valid bake lock JSON, or has a format version this bake does not read.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Code::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(s.starts_with("bake::"), "{s}");
+            assert_eq!(s.matches("::").count(), 2, "{s}");
+            assert_eq!(Code::from_name(s), Some(*code));
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Stage 4: `Plan` + `Resolved` → `Artifacts`.
+//!
+//! Input: a checked plan and what the lock resolved for each image. Output: the files of `bake compile`, as
+//! strings. Pure: no IO, no clock, no environment, so the same inputs give byte-identical artifacts.
+//! An error here is a bake bug (a template that renders invalid output), never a spec problem.
+
+mod cfn;
+pub mod templates;
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::check::plan::{FleetPlan, ImagePlan, ImageSource, InstallerKind, Plan};
+use crate::lock::{Lock, Resolved};
+
+/// The output files, by path relative to the output directory, in a fixed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifacts {
+    pub files: Vec<(String, String)>,
+}
+
+impl Artifacts {
+    pub fn get(&self, path: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, c)| c.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    #[error(
+        "internal error while rendering {what}: {message}\nThis is a bake bug; please report it with the spec."
+    )]
+    Bug { what: String, message: String },
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+fn bug(what: impl Into<String>, message: impl Into<String>) -> EmitError {
+    EmitError::Bug {
+        what: what.into(),
+        message: message.into(),
+    }
+}
+
+/// AWSTOE component documents are at most 16,000 characters.
+const COMPONENT_DATA_MAX: usize = 16_000;
+/// SSM documents are at most 64 KB.
+const SSM_CONTENT_MAX: usize = 64 * 1024;
+
+/// What the templates need to render one image's scripts and documents.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageScripts {
+    pub bootstrap: String,
+    pub ssm_document: Value,
+    /// The AWSTOE component document, as the text Image Builder stores.
+    pub component_data: String,
+}
+
+pub fn emit(
+    plan: &Plan,
+    resolved: &[Option<Resolved>],
+    lock: &Lock,
+) -> Result<Artifacts, EmitError> {
+    let hb = templates::registry().map_err(|e| bug("templates", e))?;
+    let mut files = Vec::new();
+    let mut scripts = Vec::new();
+    for (image, resolved) in plan.images.iter().zip(resolved) {
+        let s = match (&image.source, resolved) {
+            (ImageSource::Built(_), Some(r)) => Some(image_scripts(&hb, plan, image, r)?),
+            (ImageSource::Built(_), None) => {
+                return Err(bug("images", "a built image reached emit unresolved"));
+            }
+            (ImageSource::Pinned { .. }, _) => None,
+        };
+        if let Some(s) = &s {
+            let name = &image.name.value;
+            files.push((format!("{name}.bootstrap.sh"), s.bootstrap.clone()));
+            files.push((format!("{name}.ssm.json"), pretty(&s.ssm_document)));
+        }
+        scripts.push(s);
+    }
+    let mut user_data = Vec::new();
+    for fleet in &plan.fleets {
+        let ud = fleet_user_data(&hb, plan, fleet)?;
+        if let Some(text) = &ud {
+            files.push((format!("{}.user-data.sh", fleet.name.value), text.clone()));
+        }
+        user_data.push(ud);
+    }
+    let template = cfn::template(plan, resolved, &scripts, &user_data);
+    files.insert(0, ("template.json".to_owned(), pretty(&template)));
+    files.push(("lock.json".to_owned(), used_lock(plan, lock).to_json()));
+    Ok(Artifacts { files })
+}
+
+/// The part of the lock this compile used, so the output directory records exactly what it was built from.
+fn used_lock(plan: &Plan, lock: &Lock) -> Lock {
+    let mut used = Lock::new();
+    for image in &plan.images {
+        if let Some(entry) = lock.images.get(&image.name.value)
+            && matches!(image.source, ImageSource::Built(_))
+        {
+            used.images.insert(image.name.value.clone(), entry.clone());
+        }
+    }
+    used
+}
+
+pub(crate) fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[derive(Serialize)]
+struct BootstrapContext<'a> {
+    installer_url: String,
+    upstream: bool,
+    flake_ref: &'a str,
+    system_manager_ref: &'a str,
+    rpms: &'a [String],
+}
+
+#[derive(Serialize)]
+struct DocumentContext<'a> {
+    name: String,
+    description: String,
+    timeout_secs: Value,
+    lines: Vec<&'a str>,
+}
+
+fn image_scripts(
+    hb: &handlebars::Handlebars<'_>,
+    plan: &Plan,
+    image: &ImagePlan,
+    resolved: &Resolved,
+) -> Result<ImageScripts, EmitError> {
+    let ImageSource::Built(build) = &image.source else {
+        return Err(bug("images", "image_scripts called for a pinned image"));
+    };
+    let name = &image.name.value;
+    let bootstrap = templates::render(
+        hb,
+        templates::BOOTSTRAP,
+        &BootstrapContext {
+            installer_url: build.installer.url(),
+            upstream: build.installer.kind == InstallerKind::Upstream,
+            flake_ref: &resolved.flake_ref,
+            system_manager_ref: &resolved.system_manager_ref,
+            rpms: &build.rpms,
+        },
+    )
+    .map_err(|e| bug("the bootstrap script", e))?;
+    // SSM and AWSTOE interpolate `{{ ... }}`; the spec's values were checked, so this would be a template bug.
+    if bootstrap.contains("{{") {
+        return Err(bug(
+            "the bootstrap script",
+            "it contains `{{`, which SSM and AWSTOE would interpolate",
+        ));
+    }
+    let lines: Vec<&str> = bootstrap.lines().collect();
+    let description = format!(
+        "bake: bootstrap of image {name} in stack {}",
+        plan.stack.name
+    );
+    let ssm_text = templates::render(
+        hb,
+        templates::SSM_DOCUMENT,
+        &DocumentContext {
+            name: format!("{}-{name}-bootstrap", plan.stack.name),
+            description: description.clone(),
+            timeout_secs: Value::String(build.timeout_secs.to_string()),
+            lines: lines.clone(),
+        },
+    )
+    .map_err(|e| bug("the SSM document", e))?;
+    let ssm_document: Value =
+        serde_json::from_str(&ssm_text).map_err(|e| bug("the SSM document", e.to_string()))?;
+    if pretty(&ssm_document).len() > SSM_CONTENT_MAX {
+        return Err(EmitError::TooLarge(format!(
+            "the SSM document of image `{name}` exceeds SSM's 64 KB limit"
+        )));
+    }
+    let component_text = templates::render(
+        hb,
+        templates::COMPONENT,
+        &DocumentContext {
+            name: format!("{}-{name}-bootstrap", plan.stack.name),
+            description,
+            timeout_secs: Value::from(build.timeout_secs),
+            lines,
+        },
+    )
+    .map_err(|e| bug("the AWSTOE component", e))?;
+    let component: Value = serde_json::from_str(&component_text)
+        .map_err(|e| bug("the AWSTOE component", e.to_string()))?;
+    // JSON is YAML, which is what AWSTOE reads.
+    let component_data = pretty(&component);
+    if component_data.chars().count() > COMPONENT_DATA_MAX {
+        return Err(EmitError::TooLarge(format!(
+            "the Image Builder component of image `{name}` exceeds the 16,000-character limit of inline component data"
+        )));
+    }
+    Ok(ImageScripts {
+        bootstrap,
+        ssm_document,
+        component_data,
+    })
+}
+
+#[derive(Serialize)]
+struct UserDataContext<'a> {
+    ready_unit: &'a str,
+    wait_secs: u64,
+    resource: String,
+}
+
+/// The user data of a fleet whose instances signal CloudFormation, with `${AWS::StackName}` and `${AWS::Region}`
+/// left for `Fn::Sub`.
+fn fleet_user_data(
+    hb: &handlebars::Handlebars<'_>,
+    plan: &Plan,
+    fleet: &FleetPlan,
+) -> Result<Option<String>, EmitError> {
+    let _ = plan;
+    let Some(signals) = fleet.rollout.signals() else {
+        return Ok(None);
+    };
+    let text = templates::render(
+        hb,
+        templates::USER_DATA,
+        &UserDataContext {
+            ready_unit: &signals.ready_unit,
+            // Leave CloudFormation's own timeout time to receive a failure signal.
+            wait_secs: (signals.timeout_secs * 9 / 10).max(30),
+            resource: cfn::fleet_group_id(fleet),
+        },
+    )
+    .map_err(|e| bug("the user data", e))?;
+    let substitutions = text.matches("${").count();
+    let allowed =
+        text.matches("${AWS::StackName}").count() + text.matches("${AWS::Region}").count();
+    if substitutions != allowed {
+        return Err(bug(
+            "the user data",
+            "it contains a `${` that Fn::Sub would substitute",
+        ));
+    }
+    Ok(Some(text))
+}
+
+/// A semantic version whose patch number is derived from content: changed content gives a new version, unchanged
+/// content the same one. Image Builder recipes and components are immutable, so this is what lets them update.
+pub fn content_version(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update(p.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    // Image Builder allows 0 ..= 2^30 - 1 per version part.
+    let patch = u64::from_be_bytes(bytes) % (1 << 30);
+    format!("1.0.{patch}")
+}

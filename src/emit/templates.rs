@@ -1,0 +1,155 @@
+//! The handlebars registry: templates compiled into the binary, strict mode, no HTML escaping, and two helpers
+//! through which every interpolation goes: `shell` (POSIX shell quoting) and `json` (a JSON value).
+
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
+    ScopedJson,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+pub const BOOTSTRAP: &str = "bootstrap.sh";
+pub const USER_DATA: &str = "user-data.sh";
+pub const SSM_DOCUMENT: &str = "ssm-document.json";
+pub const COMPONENT: &str = "component.json";
+
+const SOURCES: &[(&str, &str)] = &[
+    (BOOTSTRAP, include_str!("../../templates/bootstrap.sh.hbs")),
+    (USER_DATA, include_str!("../../templates/user-data.sh.hbs")),
+    (
+        SSM_DOCUMENT,
+        include_str!("../../templates/ssm-document.json.hbs"),
+    ),
+    (
+        COMPONENT,
+        include_str!("../../templates/component.json.hbs"),
+    ),
+];
+
+/// Builds the registry. Fails only if a shipped template does not compile, which the tests catch.
+pub fn registry() -> Result<Handlebars<'static>, String> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.register_helper("shell", Box::new(ShellQuote));
+    hb.register_helper("json", Box::new(Json));
+    for (name, source) in SOURCES {
+        hb.register_template_string(name, *source)
+            .map_err(|e| format!("template {name}: {e}"))?;
+    }
+    Ok(hb)
+}
+
+pub fn render(hb: &Handlebars<'_>, name: &str, data: &impl Serialize) -> Result<String, String> {
+    hb.render(name, data)
+        .map_err(|e| format!("template {name}: {e}"))
+}
+
+/// The single parameter of a helper, refusing a missing one even though hand-written helpers are not covered by
+/// strict mode.
+fn param<'a>(h: &'a Helper<'_>, name: &str) -> Result<&'a Value, RenderError> {
+    let p = h
+        .param(0)
+        .ok_or_else(|| RenderErrorReason::ParamNotFoundForIndex("helper", 0))?;
+    if p.is_value_missing() {
+        return Err(RenderErrorReason::MissingVariable(p.relative_path().cloned()).into());
+    }
+    let _ = name;
+    Ok(p.value())
+}
+
+/// `{{shell value}}`: the value as one shell word. Strings are quoted; numbers are written as they are.
+struct ShellQuote;
+
+impl HelperDef for ShellQuote {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let text = match param(h, "shell")? {
+            Value::String(s) => {
+                shell_quote(s).map_err(|e| RenderErrorReason::Other(e.to_owned()))?
+            }
+            Value::Number(n) => n.to_string(),
+            other => {
+                return Err(
+                    RenderErrorReason::Other(format!("shell: cannot quote {other}")).into(),
+                );
+            }
+        };
+        Ok(ScopedJson::Derived(Value::String(text)))
+    }
+}
+
+/// Quotes a value for bash. Plain words stay as they are; anything else is single-quoted. NUL is refused.
+pub fn shell_quote(s: &str) -> Result<String, &'static str> {
+    if s.is_empty() {
+        return Ok("''".to_owned());
+    }
+    shlex::try_quote(s)
+        .map(|q| q.into_owned())
+        .map_err(|_| "a value with a NUL byte cannot be passed to a shell")
+}
+
+/// `{{json value}}`: the value as JSON text.
+struct Json;
+
+impl HelperDef for Json {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let text = serde_json::to_string(param(h, "json")?)
+            .map_err(|e| RenderErrorReason::Other(e.to_string()))?;
+        Ok(ScopedJson::Derived(Value::String(text)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn no_html_escaping_and_strict_mode() {
+        let mut hb = registry().unwrap();
+        hb.register_template_string("t", "{{shell url}} {{json url}}")
+            .unwrap();
+        let out = render(
+            &hb,
+            "t",
+            &json!({"url": "git+https://h/r?ref=main&rev=abc#x"}),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "'git+https://h/r?ref=main&rev=abc#x' \"git+https://h/r?ref=main&rev=abc#x\""
+        );
+        let missing = render(&hb, "t", &json!({}));
+        assert!(missing.is_err(), "{missing:?}");
+    }
+
+    #[test]
+    fn quoting_survives_hostile_values() {
+        for hostile in [
+            "it's",
+            "$(reboot)",
+            "`id`",
+            "a b",
+            "x;rm -rf /",
+            "\"q\"",
+            "-n",
+        ] {
+            let quoted = shell_quote(hostile).unwrap();
+            let words = shlex::split(&quoted).unwrap();
+            assert_eq!(words, vec![hostile.to_owned()], "{quoted}");
+        }
+        assert!(shell_quote("a\0b").is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! bake compiles a KDL spec into the artifacts that bake an Amazon Linux 2023 AMI with Nix and roll it out:
+//! an SSM document, a CloudFormation template (Image Builder, launch template, auto-scaling group) and a lock.
+//!
+//! The pipeline runs one way:
+//!
+//! ```text
+//! SourceFile ─spec::parse─▶ Tree ─check::check─▶ Plan ─lock::verify─▶ Resolved ─emit::emit─▶ Artifacts
+//! ```
+//!
+//! Every stage before `emit` reports all the problems it finds as `diag::Diag`s with spans into the spec.
+//! Only `cli` touches files, the terminal and the process exit code.
+
+pub mod check;
+pub mod cli;
+pub mod diag;
+pub mod emit;
+pub mod fsio;
+pub mod lock;
+pub mod source;
+pub mod spec;
+
+use check::plan::Plan;
+use diag::Diag;
+use source::SourceFile;
+
+/// Parses and checks a spec: what `bake check` and the editor run. Diagnostics come in source order.
+pub fn check_source(file: &SourceFile) -> (Option<Plan>, Vec<Diag>) {
+    let (tree, mut diags) = spec::parse(file);
+    let Some(tree) = tree else {
+        return (None, diags);
+    };
+    let (plan, more) = check::check(&tree);
+    diags.extend(more);
+    diag::sort(&mut diags);
+    let plan = if diag::has_errors(&diags) { None } else { plan };
+    (plan, diags)
+}

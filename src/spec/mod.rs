@@ -1,0 +1,71 @@
+//! Stage 1: spec text → `Tree`.
+//!
+//! Input: a `SourceFile`. Output: the nodes that fit the schema, and every syntax and shape problem.
+//! This stage never looks at meaning (sizes, references, architectures): that is `check`.
+
+pub mod grammar;
+pub mod schema;
+mod shape;
+pub mod suggest;
+pub mod tree;
+
+use kdl::KdlDocument;
+
+use crate::diag::{Code, Diag, Diags};
+use crate::source::SourceFile;
+pub use tree::{Item, Tree, Value};
+
+/// Parses a spec. Returns `None` for the tree when the text is not KDL at all (the syntax layer failed).
+pub fn parse(file: &SourceFile) -> (Option<Tree>, Vec<Diag>) {
+    let doc = match KdlDocument::parse(&file.text) {
+        Ok(doc) => doc,
+        Err(err) => return (None, syntax_diags(file, &err)),
+    };
+    let mut diags = Diags::default();
+    let items = shape::check_document(&doc, &mut diags);
+    (Some(Tree { items }), diags.into_vec())
+}
+
+/// Maps kdl's syntax errors into bake's, with hints for the mistakes KDL v2 makes easy.
+fn syntax_diags(file: &SourceFile, err: &kdl::KdlError) -> Vec<Diag> {
+    let len = file.text.len();
+    let mut out: Vec<Diag> = Vec::new();
+    for d in &err.diagnostics {
+        let offset = d.span.offset().min(len);
+        let span = crate::source::span(offset, d.span.len().min(len - offset));
+        let message = d
+            .message
+            .clone()
+            .unwrap_or_else(|| "invalid KDL".to_owned());
+        let text = &file.text[span.offset()..span.offset() + span.len()];
+        let word = text
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+            .next()
+            .unwrap_or("");
+        let help = match word {
+            "true" | "false" | "null" | "inf" | "nan" => Some(format!("KDL v2 writes `{word}` as `#{word}`")),
+            _ if message.contains("identifier") || message.contains("end of document") => Some(
+                "strings containing `/`, `:`, `=`, spaces or other punctuation must be quoted: \"...\"".to_owned(),
+            ),
+            _ => d.help.clone(),
+        };
+        // Recovery after one error often yields a second diagnostic on the same spot; keep the first.
+        if out.iter().any(|o| {
+            o.labels
+                .first()
+                .is_some_and(|l| l.span.offset() == span.offset())
+        }) {
+            continue;
+        }
+        let label = d.label.clone().unwrap_or_else(|| "here".to_owned());
+        let mut diag = Diag::error(Code::Syntax, message).label(span, label);
+        if let Some(h) = help {
+            diag = diag.help(h);
+        }
+        out.push(diag);
+    }
+    if out.is_empty() {
+        out.push(Diag::error(Code::Syntax, "invalid KDL").label(crate::source::span(0, 0), "here"));
+    }
+    out
+}
