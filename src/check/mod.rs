@@ -37,7 +37,7 @@ pub fn check(tree: &Tree) -> (Option<Plan>, Vec<Diag>) {
     let stack = tree.first("stack").map(|s| stack_plan(s));
     let images = images(tree, stack.as_ref(), &mut diags);
     let fleets = fleets(tree, &images, &mut diags);
-    warn_unused_images(&images, &fleets, &mut diags);
+    warn_unused_images(tree, &images, &mut diags);
     let images = add_signal_rpms(images, &fleets);
     let mut diags = diags.into_vec();
     crate::diag::sort(&mut diags);
@@ -835,13 +835,20 @@ fn refresh(item: &Item, diags: &mut Diags) -> Option<Rollout> {
     })
 }
 
-fn warn_unused_images(images: &[NamedImage], fleets: &[Option<FleetPlan>], diags: &mut Diags) {
-    if fleets.is_empty() {
+/// Warns about images no fleet names. Reads the fleets' `image=` from the tree, so a fleet with other errors
+/// still counts as a user.
+fn warn_unused_images(tree: &Tree, images: &[NamedImage], diags: &mut Diags) {
+    let used: Vec<String> = tree
+        .all("fleet")
+        .filter_map(|f| f.str("image"))
+        .map(|s| s.value)
+        .collect();
+    if tree.all("fleet").next().is_none() {
         return;
     }
-    for (index, (name, _)) in images.iter().enumerate() {
+    for (name, _) in images {
         let Some(name) = name else { continue };
-        if !fleets.iter().flatten().any(|f| f.image == index) {
+        if !used.contains(&name.value) {
             diags.push(
                 Diag::warning(
                     Code::UnusedImage,

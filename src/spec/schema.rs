@@ -36,6 +36,15 @@ impl Ty {
         }
     }
 
+    /// "a string", "an integer", "a boolean".
+    pub fn kind_with_article(self) -> &'static str {
+        match self {
+            Ty::Str(_) | Ty::Choice(_) => "a string",
+            Ty::Int { .. } => "an integer",
+            Ty::Bool => "a boolean",
+        }
+    }
+
     /// The short type name used in "expected a ..." messages.
     pub fn kind(self) -> &'static str {
         match self {
@@ -385,7 +394,7 @@ const IMAGE: Node = Node {
             )
         },
         Node {
-            args: one_arg("enabled", Ty::Bool, "Whether to delete old AMIs."),
+            args: one_arg("value", Ty::Bool, "Whether to delete old AMIs."),
             ..node(
                 "delete-old-amis",
                 "Deregister the AMI and delete its snapshots when the image is replaced or the stack deleted. Default `#false`: old AMIs are kept.",

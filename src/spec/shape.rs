@@ -31,10 +31,15 @@ fn walk(
     diags: &mut Diags,
 ) -> Vec<Item> {
     let mut items: Vec<Item> = Vec::new();
+    // Required children a misspelt node probably meant: not reported again as missing.
+    let mut suggested: Vec<&str> = Vec::new();
     for node in nodes {
         let name = node.name().value();
         let name_span = node.name().span();
         let Some(schema) = allowed.iter().find(|s| s.name == name) else {
+            if let Some(s) = closest(name, allowed.iter().map(|n| n.name)) {
+                suggested.push(s);
+            }
             diags.push(unknown_node(name, name_span, allowed, parent));
             continue;
         };
@@ -72,7 +77,10 @@ fn walk(
         items.push(check_node(node, schema, diags));
     }
     for schema in allowed.iter().filter(|s| s.required) {
-        if schema.strategies.is_empty() && !items.iter().any(|i| i.schema.name == schema.name) {
+        if schema.strategies.is_empty()
+            && !suggested.contains(&schema.name)
+            && !items.iter().any(|i| i.schema.name == schema.name)
+        {
             let mut d = Diag::error(Code::Missing, missing_child_message(schema.name, parent))
                 .help(format!("add it, for example:\n    {}", schema.example));
             if let Some(p) = parent {
@@ -224,6 +232,8 @@ fn check_node(node: &KdlNode, schema: &'static schema::Node, diags: &mut Diags) 
         .then(|| item.arg_str(0).map(|s| s.value))
         .flatten();
     let mut seen: Vec<(&str, Span)> = Vec::new();
+    // Required properties a misspelt key probably meant: not reported again as missing.
+    let mut suggested: Vec<&str> = Vec::new();
     for entry in node.entries().iter().filter(|e| e.name().is_some()) {
         let Some(key) = entry.name() else { continue };
         let key_name = key.value();
@@ -291,11 +301,14 @@ fn check_node(node: &KdlNode, schema: &'static schema::Node, diags: &mut Diags) 
                 ));
             }
         } else {
+            if let Some(s) = closest(key_name, schema.props.iter().map(|p| p.name)) {
+                suggested.push(s);
+            }
             diags.push(unknown_property(name, key_name, key.span(), schema));
         }
     }
     for prop in schema.props.iter().filter(|p| p.required) {
-        if !seen.iter().any(|(k, _)| *k == prop.name) {
+        if !seen.iter().any(|(k, _)| *k == prop.name) && !suggested.contains(&prop.name) {
             diags.push(
                 Diag::error(Code::Missing, format!("`{name}` needs `{}`", prop.name))
                     .label(name_span, format!("no `{}` given", prop.name))
@@ -397,8 +410,11 @@ fn check_value(entry: &KdlEntry, ty: Ty, what: &str, diags: &mut Diags) -> Optio
     let span = value_span(entry);
     let value = entry.value();
     let wrong_type = |help: Option<String>| {
-        let d = Diag::error(Code::WrongType, format!("{what} must be a {}", ty.kind()))
-            .label(span, format!("found {}", describe_found(value)));
+        let d = Diag::error(
+            Code::WrongType,
+            format!("{what} must be {}", ty.kind_with_article()),
+        )
+        .label(span, format!("found {}", describe_found(value)));
         match help {
             Some(h) => d.help(h),
             None => d.help(format!("expected {}", ty.describe())),
@@ -477,7 +493,7 @@ fn check_string(s: &str, span: Span, grammar: Grammar, what: &str, diags: &mut D
         Ok(()) => true,
         Err(why) => {
             let label = if why.is_empty() {
-                format!("expected {}", grammar.describe())
+                "invalid value".to_owned()
             } else {
                 format!("this value {why}")
             };

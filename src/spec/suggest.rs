@@ -7,7 +7,7 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .into_iter()
         .map(|c| {
             (
-                strsim::levenshtein(&input_lower, &c.to_ascii_lowercase()),
+                strsim::osa_distance(&input_lower, &c.to_ascii_lowercase()),
                 c,
             )
         })
