@@ -32,6 +32,18 @@ pub fn check_source(file: &SourceFile) -> (Option<Plan>, Vec<Diag>) {
     let (plan, more) = check::check(&tree);
     diags.extend(more);
     diag::sort(&mut diags);
+    if plan.is_none() && !diag::has_errors(&diags) {
+        // Every path that leaves a part of the plan out reports why; reaching this is a bake bug, never a
+        // silent success.
+        diags.push(
+            Diag::error(
+                diag::Code::Internal,
+                "bake could not build a plan, but found no problem to report",
+            )
+            .label(source::span(0, 0), "")
+            .help("this is a bake bug; please report it with the spec"),
+        );
+    }
     let plan = if diag::has_errors(&diags) { None } else { plan };
     (plan, diags)
 }

@@ -4,30 +4,9 @@
 use std::path::Path;
 
 use bake::diag::render::{self, Style};
-use bake::lock::Lock;
-use bake::source::SourceFile;
 
-fn read(path: &Path) -> SourceFile {
-    let text = std::fs::read_to_string(path).unwrap();
-    // Snapshots name files relative to the repository, as a user would type them.
-    let name = path
-        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-        .unwrap_or(path)
-        .to_path_buf();
-    SourceFile::new(name, text)
-}
-
-/// Compiles a spec with its lock, as `bake compile` does, returning the artifacts.
-pub fn compile(path: &Path) -> bake::emit::Artifacts {
-    let file = read(path);
-    let (plan, diags) = bake::check_source(&file);
-    let plan = plan.unwrap_or_else(|| panic!("{}", render::human(&file, &diags, Style::PLAIN)));
-    let lock_path = bake::cli::default_lock_path(path);
-    let lock = Lock::from_json(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
-    let resolved = bake::lock::verify(&plan, &lock, &file.name())
-        .unwrap_or_else(|d| panic!("{}", render::human(&file, &d, Style::PLAIN)));
-    bake::emit::emit(&plan, &resolved, &lock).unwrap()
-}
+mod common;
+use common::{compile, read};
 
 #[test]
 fn examples_compile_and_match_snapshots() {

@@ -31,30 +31,31 @@ const CHECKPOINT_DELAY_MAX_SECS: u64 = 48 * 3600;
 const IMAGE_BUILDER_NAME_MAX: usize = 128;
 const LONGEST_SUFFIX: &str = "-bootstrap";
 
-/// Checks a spec's meaning. The plan is `Some` only when no error was found (warnings allowed).
+/// Checks a spec's meaning. The plan is `Some` only when no error was found (warnings allowed). A tree that had
+/// shape errors may yield no plan and no further diagnostics: the shape errors already explain why.
 pub fn check(tree: &Tree) -> (Option<Plan>, Vec<Diag>) {
     let mut diags = Diags::default();
-    let stack = tree.first("stack").map(|s| stack_plan(s));
+    let stack = tree.first("stack").and_then(stack_plan);
     let images = images(tree, stack.as_ref(), &mut diags);
     let fleets = fleets(tree, &images, &mut diags);
     warn_unused_images(tree, &images, &mut diags);
     let images = add_signal_rpms(images, &fleets);
-    let mut diags = diags.into_vec();
-    crate::diag::sort(&mut diags);
-    let plan = match (stack, crate::diag::has_errors(&diags)) {
-        (Some(Some(stack)), false) => Some(Plan {
+    let images: Option<Vec<ImagePlan>> = images.into_iter().map(|(_, i)| i).collect();
+    let fleets: Option<Vec<FleetPlan>> = fleets.into_iter().collect();
+    let plan = match (stack, images, fleets) {
+        (Some(stack), Some(images), Some(fleets)) => Some(Plan {
             stack,
-            images: images
-                .into_iter()
-                .map(|(_, i)| i)
-                .collect::<Option<Vec<_>>>()
-                .unwrap_or_default(),
-            fleets: fleets
-                .into_iter()
-                .collect::<Option<Vec<_>>>()
-                .unwrap_or_default(),
+            images,
+            fleets,
         }),
         _ => None,
+    };
+    let mut diags = diags.into_vec();
+    crate::diag::sort(&mut diags);
+    let plan = if crate::diag::has_errors(&diags) {
+        None
+    } else {
+        plan
     };
     (plan, diags)
 }
@@ -131,9 +132,9 @@ fn unique_names<'a>(kind: &str, items: impl Iterator<Item = &'a Item>, diags: &m
 
 type NamedImage = (Option<Spanned<String>>, Option<ImagePlan>);
 
-fn images(tree: &Tree, stack: Option<&Option<StackPlan>>, diags: &mut Diags) -> Vec<NamedImage> {
+fn images(tree: &Tree, stack: Option<&StackPlan>, diags: &mut Diags) -> Vec<NamedImage> {
     unique_names("image", tree.all("image"), diags);
-    let stack_name = stack.and_then(|s| s.as_ref()).map(|s| s.name.clone());
+    let stack_name = stack.map(|s| s.name.clone());
     tree.all("image")
         .map(|item| {
             let name = item.arg_str(0);

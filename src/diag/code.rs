@@ -88,12 +88,32 @@ codes! {
         "An image that no fleet uses. It is still built on every deploy.";
     SubnetNeedsSecurityGroup => "bake::check::subnet_needs_security_group",
         "Image Builder requires security groups whenever a build subnet is given.";
+    Internal => "bake::check::internal",
+        "bake reached a state it should not: a bug. Please report it with the spec that caused it.";
     LockMissing => "bake::lock::missing",
         "The lock has no entry for something the spec needs. Run `bake lock <spec>` to resolve it.";
     LockStale => "bake::lock::stale",
         "The lock entry was resolved for different spec values than the spec now has. Run `bake lock <spec>` to re-resolve it.";
     LockInvalid => "bake::lock::invalid",
         "The lock file is not valid bake lock JSON, or has a format version this bake does not read.";
+    LockNeedsCheckout => "bake::lock::needs_checkout",
+        "`bake lock` reads a flake's revision from a local clean checkout: add `checkout=\"<path>\"` (relative to the spec) to the `flake` node.";
+    LockParameter => "bake::lock::parameter",
+        "The base SSM parameter does not hold an AMI id. AL2023 public parameters under /aws/service/ami-amazon-linux-latest/ do.";
+    LockParameterNotFound => "bake::lock::parameter_not_found",
+        "SSM `GetParameter` answered ParameterNotFound: the base parameter does not exist in the stack's region. Check its name and the region.";
+    LockAws => "bake::lock::aws",
+        "An AWS call of `bake lock` failed: no credentials, access denied (needs `ssm:GetParameter`), a network error or a timeout. `--profile` selects a profile; `AWS_ENDPOINT_URL` overrides the endpoint.";
+    LockCheckout => "bake::lock::checkout",
+        "The flake checkout named by `checkout=` does not exist. The path is relative to the spec file.";
+    LockNixMissing => "bake::lock::nix_missing",
+        "`nix` is not on PATH. bake locks flakes with `nix flake metadata`; install Nix (nixos.org/download, Debian `nix-bin`, or the Determinate installer).";
+    LockNix => "bake::lock::nix",
+        "`nix flake metadata` failed or printed something bake cannot read; the message carries nix's stderr.";
+    LockDirty => "bake::lock::dirty",
+        "The flake checkout has uncommitted changes, so it has no revision the build instance could fetch. Commit (and push) or stash them.";
+    LockCheckoutRef => "bake::lock::checkout_ref",
+        "The flake checkout is on another branch than the spec's `ref`; the locked commit must be on the ref the build instance fetches.";
 }
 
 #[cfg(test)]

@@ -75,7 +75,6 @@ pub(crate) fn template(
     scripts: &[Option<ImageScripts>],
     user_data: &[Option<String>],
 ) -> Value {
-    let tags = &plan.stack.tags;
     let mut resources = Map::new();
     let mut outputs = Map::new();
     let mut metadata_images = Map::new();
@@ -115,7 +114,6 @@ pub(crate) fn template(
             }),
         );
     }
-    let _ = tags;
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!("bake stack {}: generated from its spec by bake; edit the spec, not this template", plan.stack.name),

@@ -85,7 +85,7 @@ pub fn emit(
     }
     let mut user_data = Vec::new();
     for fleet in &plan.fleets {
-        let ud = fleet_user_data(&hb, plan, fleet)?;
+        let ud = fleet_user_data(&hb, fleet)?;
         if let Some(text) = &ud {
             files.push((format!("{}.user-data.sh", fleet.name.value), text.clone()));
         }
@@ -223,10 +223,8 @@ struct UserDataContext<'a> {
 /// left for `Fn::Sub`.
 fn fleet_user_data(
     hb: &handlebars::Handlebars<'_>,
-    plan: &Plan,
     fleet: &FleetPlan,
 ) -> Result<Option<String>, EmitError> {
-    let _ = plan;
     let Some(signals) = fleet.rollout.signals() else {
         return Ok(None);
     };

@@ -47,14 +47,13 @@ pub fn render(hb: &Handlebars<'_>, name: &str, data: &impl Serialize) -> Result<
 
 /// The single parameter of a helper, refusing a missing one even though hand-written helpers are not covered by
 /// strict mode.
-fn param<'a>(h: &'a Helper<'_>, name: &str) -> Result<&'a Value, RenderError> {
+fn param<'a>(h: &'a Helper<'_>) -> Result<&'a Value, RenderError> {
     let p = h
         .param(0)
         .ok_or_else(|| RenderErrorReason::ParamNotFoundForIndex("helper", 0))?;
     if p.is_value_missing() {
         return Err(RenderErrorReason::MissingVariable(p.relative_path().cloned()).into());
     }
-    let _ = name;
     Ok(p.value())
 }
 
@@ -69,7 +68,7 @@ impl HelperDef for ShellQuote {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        let text = match param(h, "shell")? {
+        let text = match param(h)? {
             Value::String(s) => {
                 shell_quote(s).map_err(|e| RenderErrorReason::Other(e.to_owned()))?
             }
@@ -105,7 +104,7 @@ impl HelperDef for Json {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        let text = serde_json::to_string(param(h, "json")?)
+        let text = serde_json::to_string(param(h)?)
             .map_err(|e| RenderErrorReason::Other(e.to_string()))?;
         Ok(ScopedJson::Derived(Value::String(text)))
     }

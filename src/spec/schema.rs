@@ -216,7 +216,7 @@ const STACK: Node = Node {
         prop(
             "account",
             Ty::Str(Grammar::AccountId),
-            "The AWS account id. When set, `bake lock` and `bake deploy` refuse credentials for another account.",
+            "The AWS account id. Recorded in the lock: a lock resolved for another account is stale.",
         ),
     ],
     children: &[Node {
