@@ -1,0 +1,86 @@
+//! Hostile values in every string of a spec: each is either rejected with a diagnostic, or reaches the artifacts
+//! as data (JSON-escaped, or one single-quoted shell word) — never as shell code or an SSM/AWSTOE parameter.
+
+use std::path::Path;
+use std::process::Command;
+
+use bake::lock::Lock;
+use bake::source::SourceFile;
+
+/// Payloads and their KDL spelling (inside a quoted string).
+const PAYLOADS: &[(&str, &str)] = &[
+    ("it's", "it's"),
+    ("$(touch /tmp/bake-pwned)", "$(touch /tmp/bake-pwned)"),
+    ("`id`", "`id`"),
+    ("a;reboot", "a;reboot"),
+    ("--setopt=x", "--setopt=x"),
+    ("{{ssm:secret}}", "{{ssm:secret}}"),
+    ("${AWS::Region}", "${AWS::Region}"),
+    ("a\nb", "a\\nb"),
+    ("a b", "a b"),
+    ("\"q\"", "\\\"q\\\""),
+];
+
+/// The byte ranges of the contents of every quoted string in a spec without escapes.
+fn string_literals(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        if c == '"' {
+            match start.take() {
+                None => start = Some(i + 1),
+                Some(s) => out.push((s, i)),
+            }
+        } else if c == '\n' {
+            start = None;
+        }
+    }
+    out
+}
+
+#[test]
+fn hostile_values_are_rejected_or_quoted() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("specs/web.kdl")).unwrap();
+    let lock = Lock::from_json(&std::fs::read_to_string(root.join("specs/web.lock.json")).unwrap()).unwrap();
+    let (mut rejected, mut compiled) = (0, 0);
+    for (start, end) in string_literals(&text) {
+        for (payload, spelled) in PAYLOADS {
+            // Both replacing the value and appending to it: grammars that accept a prefix must still refuse.
+            for spelling in [spelled.to_string(), format!("{}{spelled}", &text[start..end])] {
+                let spec = format!("{}{spelling}{}", &text[..start], &text[end..]);
+                let file = SourceFile::new("web.kdl", spec.as_str());
+                let (plan, diags) = bake::check_source(&file);
+                let Some(plan) = plan else {
+                    assert!(diags.iter().any(|d| d.is_error()));
+                    rejected += 1;
+                    continue;
+                };
+                let Ok(resolved) = bake::lock::verify(&plan, &lock, "web.kdl") else {
+                    rejected += 1;
+                    continue;
+                };
+                let artifacts = bake::emit::emit(&plan, &resolved, &lock).expect("emit");
+                compiled += 1;
+                for (name, content) in &artifacts.files {
+                    if name.ends_with(".json") {
+                        let _: serde_json::Value = serde_json::from_str(content).expect(name);
+                        continue;
+                    }
+                    assert!(!content.contains("{{"), "{name} carries `{{{{`:\n{content}");
+                    for line in content.lines().filter(|l| l.contains(payload) && !l.trim_start().starts_with('#')) {
+                        let words = shlex::split(line).unwrap_or_else(|| panic!("unbalanced quoting: {line}"));
+                        assert!(
+                            words.iter().any(|w| w.contains(payload)),
+                            "`{payload}` is not inside one shell word in {name}: {line}"
+                        );
+                    }
+                    let syntax = Command::new("bash").arg("-n").arg("-c").arg(content).output().unwrap();
+                    assert!(syntax.status.success(), "{name} does not parse:\n{content}");
+                }
+            }
+        }
+    }
+    // Free-text fields (tags, the checkout path) take most payloads; everything else rejects them.
+    assert!(rejected > 100 && compiled > 5, "rejected {rejected}, compiled {compiled}");
+}
