@@ -580,16 +580,11 @@ fn fleet_plan(item: &Item, images: &[NamedImage], diags: &mut Diags) -> Option<F
             }
         }
     }
-    let effective_desired = desired.as_ref().or(min.as_ref()).map(|d| d.value);
-    let rollout = item.child("rollout").and_then(|r| {
-        rollout_plan(
-            r,
-            max.as_ref(),
-            effective_desired,
-            desired.as_ref().or(min.as_ref()),
-            diags,
-        )
-    });
+    // The size the group runs at: what min-in-service is measured against.
+    let running = desired.as_ref().or(min.as_ref());
+    let rollout = item
+        .child("rollout")
+        .and_then(|r| rollout_plan(r, max.as_ref(), running, diags));
 
     let to_u32 = |v: Option<Spanned<i128>>| v.and_then(|v| u32::try_from(v.value).ok());
     Some(FleetPlan {
@@ -617,13 +612,12 @@ fn fleet_plan(item: &Item, images: &[NamedImage], diags: &mut Diags) -> Option<F
 fn rollout_plan(
     item: &Item,
     max: Option<&Spanned<i128>>,
-    desired: Option<i128>,
-    desired_span: Option<&Spanned<i128>>,
+    running: Option<&Spanned<i128>>,
     diags: &mut Diags,
 ) -> Option<Rollout> {
     let strategy = item.arg_str(0)?;
     match strategy.value.as_str() {
-        "rolling" => rolling(item, max, desired, desired_span, diags),
+        "rolling" => rolling(item, max, running, diags),
         "replacing" => {
             let Some(timeout) = item.str("signal-timeout") else {
                 diags.push(
@@ -657,15 +651,13 @@ fn signals(item: &Item, timeout: &Spanned<String>, diags: &mut Diags) -> Option<
 fn rolling(
     item: &Item,
     max: Option<&Spanned<i128>>,
-    desired: Option<i128>,
-    desired_span: Option<&Spanned<i128>>,
+    running: Option<&Spanned<i128>>,
     diags: &mut Diags,
 ) -> Option<Rollout> {
     let mut ok = true;
     let min_in_service = item.int_or_default("min-in-service")?;
     if let Some(max) = max
         && min_in_service.value >= max.value
-        && item.has("min-in-service")
     {
         ok = false;
         diags.push(
@@ -680,8 +672,8 @@ fn rolling(
             .label(max.span, format!("max is {}", max.value))
             .help("CloudFormation needs room above min-in-service to launch new instances"),
         );
-    } else if let (Some(desired), Some(span)) = (desired, desired_span)
-        && min_in_service.value > desired
+    } else if let Some(running) = running
+        && min_in_service.value > running.value
     {
         ok = false;
         diags.push(
@@ -693,7 +685,7 @@ fn rolling(
                 min_in_service.span,
                 format!("min-in-service is {}", min_in_service.value),
             )
-            .label(span.span, format!("the group runs {desired}"))
+            .label(running.span, format!("the group runs {}", running.value))
             .help("the update would wait for instances that never exist; lower min-in-service"),
         );
     }
