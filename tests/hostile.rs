@@ -42,12 +42,16 @@ fn string_literals(text: &str) -> Vec<(usize, usize)> {
 fn hostile_values_are_rejected_or_quoted() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("specs/web.kdl")).unwrap();
-    let lock = Lock::from_json(&std::fs::read_to_string(root.join("specs/web.lock.json")).unwrap()).unwrap();
+    let lock = Lock::from_json(&std::fs::read_to_string(root.join("specs/web.lock.json")).unwrap())
+        .unwrap();
     let (mut rejected, mut compiled) = (0, 0);
     for (start, end) in string_literals(&text) {
         for (payload, spelled) in PAYLOADS {
             // Both replacing the value and appending to it: grammars that accept a prefix must still refuse.
-            for spelling in [spelled.to_string(), format!("{}{spelled}", &text[start..end])] {
+            for spelling in [
+                spelled.to_string(),
+                format!("{}{spelled}", &text[start..end]),
+            ] {
                 let spec = format!("{}{spelling}{}", &text[..start], &text[end..]);
                 let file = SourceFile::new("web.kdl", spec.as_str());
                 let (plan, diags) = bake::check_source(&file);
@@ -68,19 +72,31 @@ fn hostile_values_are_rejected_or_quoted() {
                         continue;
                     }
                     assert!(!content.contains("{{"), "{name} carries `{{{{`:\n{content}");
-                    for line in content.lines().filter(|l| l.contains(payload) && !l.trim_start().starts_with('#')) {
-                        let words = shlex::split(line).unwrap_or_else(|| panic!("unbalanced quoting: {line}"));
+                    for line in content
+                        .lines()
+                        .filter(|l| l.contains(payload) && !l.trim_start().starts_with('#'))
+                    {
+                        let words = shlex::split(line)
+                            .unwrap_or_else(|| panic!("unbalanced quoting: {line}"));
                         assert!(
                             words.iter().any(|w| w.contains(payload)),
                             "`{payload}` is not inside one shell word in {name}: {line}"
                         );
                     }
-                    let syntax = Command::new("bash").arg("-n").arg("-c").arg(content).output().unwrap();
+                    let syntax = Command::new("bash")
+                        .arg("-n")
+                        .arg("-c")
+                        .arg(content)
+                        .output()
+                        .unwrap();
                     assert!(syntax.status.success(), "{name} does not parse:\n{content}");
                 }
             }
         }
     }
     // Free-text fields (tags, the checkout path) take most payloads; everything else rejects them.
-    assert!(rejected > 100 && compiled > 5, "rejected {rejected}, compiled {compiled}");
+    assert!(
+        rejected > 100 && compiled > 5,
+        "rejected {rejected}, compiled {compiled}"
+    );
 }

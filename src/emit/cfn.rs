@@ -175,7 +175,6 @@ fn built_image(
                 "Platform": "Linux",
                 "Version": component_version,
                 "Description": format!("bake bootstrap: Nix and system-manager for {base_name}"),
-                "SupportedOsVersions": ["Amazon Linux 2023"],
                 "Data": scripts.component_data,
             })), "Tags", tag_map(tags))
         }),
