@@ -165,18 +165,21 @@ fn built_image(
         profile.clone(),
         json!({"Type": "AWS::IAM::InstanceProfile", "Properties": {"Roles": [{"Ref": role}]}}),
     );
-    let component_version = content_version(&[&base_name, "Linux", &scripts.component_data]);
+    let mut component = obj(json!({
+        "Name": format!("{base_name}-bootstrap"),
+        "Platform": "Linux",
+        "Description": format!("bake bootstrap: Nix and system-manager for {base_name}"),
+        "Data": scripts.component_data,
+    }));
+    // Every property but Tags is create-only: the version covers them all, so a change makes a new version.
+    let component_version =
+        content_version(&[&serde_json::to_string(&component).unwrap_or_default()]);
+    component.insert("Version".into(), Value::String(component_version.clone()));
     resources.insert(
         image_id(image, "Component"),
         json!({
             "Type": "AWS::ImageBuilder::Component",
-            "Properties": with_tags(obj(json!({
-                "Name": format!("{base_name}-bootstrap"),
-                "Platform": "Linux",
-                "Version": component_version,
-                "Description": format!("bake bootstrap: Nix and system-manager for {base_name}"),
-                "Data": scripts.component_data,
-            })), "Tags", tag_map(tags))
+            "Properties": with_tags(component, "Tags", tag_map(tags))
         }),
     );
     let mut recipe = obj(json!({
