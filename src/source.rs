@@ -69,6 +69,11 @@ impl<T> std::ops::Deref for Spanned<T> {
     }
 }
 
+/// A span from a byte offset and a length.
+pub fn span(offset: usize, len: usize) -> Span {
+    Span::from((offset, len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,9 +87,4 @@ mod tests {
         let second = f.text.find("x=").unwrap();
         assert_eq!(f.line_col(second), (2, 6));
     }
-}
-
-/// A span from a byte offset and a length.
-pub fn span(offset: usize, len: usize) -> Span {
-    Span::from((offset, len))
 }

@@ -121,7 +121,7 @@ fn unique_names<'a>(kind: &str, items: impl Iterator<Item = &'a Item>, diags: &m
                         name.span,
                         format!("becomes `{key}` in CloudFormation logical ids"),
                     )
-                    .label(first.span, format!("so does this one")),
+                    .label(first.span, "so does this one"),
                 );
             }
         } else {
@@ -491,7 +491,7 @@ fn duration_within(
 }
 
 fn human_secs(secs: u64) -> String {
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("PT{}H", secs / 3600)
     } else {
         format!("PT{secs}S")

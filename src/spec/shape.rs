@@ -13,8 +13,7 @@ use crate::diag::{Code, Diag, Diags};
 use crate::source::{Span, Spanned};
 
 pub fn check_document(doc: &KdlDocument, diags: &mut Diags) -> Vec<Item> {
-    let items = walk(doc.nodes(), schema::ROOT, None, None, diags);
-    items
+    walk(doc.nodes(), schema::ROOT, None, None, diags)
 }
 
 /// The parent a list of nodes sits in, for messages and "missing child" labels.
