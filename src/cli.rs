@@ -12,6 +12,8 @@ use crate::diag::{Code, Diag};
 use crate::lock::{Lock, LockParseError};
 use crate::source::{SourceFile, display_path};
 
+mod deploy;
+
 /// Exit codes, as documented in the README.
 pub mod exit {
     /// Success (warnings allowed).
@@ -78,6 +80,24 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Resolve the base AMIs and flake revisions a spec builds from into its lock file.
+    Lock(LockArgs),
+    /// Rewrite spec files in the canonical layout, keeping comments; files that do not parse are left alone.
+    Fmt(FmtArgs),
+    /// Run the language server (LSP over stdin/stdout) for editors: diagnostics, completion, hover, formatting.
+    Lsp {
+        /// Accepted and ignored: stdio is the only transport (some clients pass it).
+        #[arg(long, hide = true)]
+        stdio: bool,
+    },
+    /// Show what `deploy` would change in the stack, and why, without changing anything.
+    Plan(deploy::PlanArgs),
+    /// Compile from the lock (never resolving), show the plan, confirm, deploy through a change set and watch.
+    Deploy(deploy::DeployArgs),
+    /// Show the stack's state, outputs and AMIs, and whether it runs the spec as compiled now.
+    Status(deploy::StatusArgs),
+    /// Delete the stack and everything in it, with confirmation.
+    Destroy(deploy::DestroyArgs),
     /// Explain a diagnostic code, e.g. `bake explain bake::check::size_order`.
     Explain {
         /// The code, with or without the `bake::` prefix; without one, list all codes.
@@ -117,7 +137,14 @@ pub fn main() -> ExitCode {
             locked: _,
             format,
         } => compile(&spec, &out, lock.as_deref(), format, style),
+        Command::Lock(args) => lock_command(&args, style),
+        Command::Fmt(args) => fmt_command(&args, style),
+        Command::Lsp { stdio: _ } => lsp_command(),
         Command::Explain { code } => explain(code.as_deref()),
+        Command::Plan(args) => deploy::plan(&args, style),
+        Command::Deploy(args) => deploy::deploy(&args, style),
+        Command::Status(args) => deploy::status(&args, style),
+        Command::Destroy(args) => deploy::destroy(&args, style),
         Command::Schema => {
             print!("{}", crate::spec::schema::reference_markdown());
             exit::OK
@@ -233,25 +260,23 @@ fn compile(path: &Path, out: &Path, lock_path: Option<&Path>, format: Format, st
         Ok(l) => l,
         Err(code) => return code,
     };
-    let resolved = match crate::lock::verify(&plan, &lock, &file.name()) {
-        Ok(r) => r,
-        Err(lock_diags) => {
-            let mut all = diags;
-            all.extend(lock_diags);
-            crate::diag::sort(&mut all);
+    let crate::pipeline::Compiled {
+        plan,
+        artifacts,
+        diags,
+    } = match crate::pipeline::build(&file, plan, diags, &lock) {
+        Ok(c) => c,
+        Err(crate::pipeline::Failed::Diags(all)) => {
             report(&file, &all, format, style);
             return exit::SPEC;
         }
-    };
-    let artifacts = match crate::emit::emit(&plan, &resolved, &lock) {
-        Ok(a) => a,
-        Err(e @ crate::emit::EmitError::TooLarge(_)) => {
+        Err(crate::pipeline::Failed::TooLarge { diags, message }) => {
             report(&file, &diags, format, style);
-            eprint_error(&e.to_string());
+            eprint_error(&message);
             return exit::SPEC;
         }
-        Err(e) => {
-            eprint_error(&e.to_string());
+        Err(crate::pipeline::Failed::Bug(message)) => {
+            eprint_error(&message);
             return exit::BUG;
         }
     };
@@ -297,5 +322,294 @@ fn explain(code: Option<&str>) -> u8 {
                 exit::USAGE
             }
         },
+    }
+}
+
+// ---- bake lock ---------------------------------------------------------------------------------------------------
+
+#[derive(Debug, clap::Args)]
+struct LockArgs {
+    /// The spec file (KDL).
+    spec: PathBuf,
+    /// The lock file [default: the spec's path with `.lock.json` instead of `.kdl`].
+    #[arg(long)]
+    lock: Option<PathBuf>,
+    /// Re-resolve entries that are still valid: all of them, or `base` (every base AMI), `flake` (every flake) or
+    /// the named images. Values may be comma-separated; put the spec before `--update`.
+    #[arg(long, num_args = 0.., value_delimiter = ',', value_name = "base|flake|IMAGE")]
+    update: Option<Vec<String>>,
+    /// Resolve nothing and write nothing: exit 1 if the lock lacks an entry, no longer matches the spec or has entries
+    /// for images the spec no longer builds.
+    #[arg(long, conflicts_with_all = ["update", "status"])]
+    check: bool,
+    /// Show what is pinned, when it was resolved and how old it is; resolves and writes nothing.
+    #[arg(long, conflicts_with = "update")]
+    status: bool,
+    /// With `--status`: flag entries resolved more than this many days ago.
+    #[arg(long, value_name = "DAYS", default_value_t = 30, requires = "status")]
+    max_age: u64,
+    /// The AWS profile to read SSM parameters with [default: the standard AWS configuration chain].
+    #[arg(long)]
+    profile: Option<String>,
+    /// The region to read SSM parameters in; AMI ids are per region, so it must be the spec's stack region.
+    #[arg(long)]
+    region: Option<String>,
+    /// Seconds each lookup (SSM, nix) may take.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    timeout: u64,
+}
+
+/// The time `bake lock` records: `BAKE_NOW` (RFC 3339; for reproducible tests and builds) or the clock.
+fn lock_now() -> Result<i64, String> {
+    match std::env::var("BAKE_NOW") {
+        Ok(s) => crate::lock::time::parse_rfc3339(&s).ok_or_else(|| {
+            format!("BAKE_NOW=`{s}` is not an RFC 3339 time such as 2026-11-27T08:00:00Z")
+        }),
+        Err(_) => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))),
+    }
+}
+
+fn lock_command(args: &LockArgs, style: Style) -> u8 {
+    use crate::lock::resolve::{self, Failure, Request, Selection};
+
+    let file = match read_spec(&args.spec) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let (plan, diags) = crate::check_source(&file);
+    let Some(plan) = plan else {
+        report(&file, &diags, Format::Human, style);
+        return exit::SPEC;
+    };
+    let spec_name = file.name();
+    let lock_path = args
+        .lock
+        .clone()
+        .unwrap_or_else(|| default_lock_path(&args.spec));
+    let lock_name = display_path(&lock_path);
+    let update_all = args.update.as_ref().is_some_and(Vec::is_empty);
+
+    // The old lock: missing is empty; unreadable is an error, except that `--update` re-creates it.
+    let (old, old_text) = match std::fs::read_to_string(&lock_path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Lock::new(), None),
+        Err(e) => {
+            eprint_error(&format!("cannot read {lock_name}: {e}"));
+            return exit::ENV;
+        }
+        Ok(text) => match Lock::from_json(&text) {
+            Ok(lock) => (lock, Some(text)),
+            Err(e) if update_all => {
+                eprintln!(
+                    "warning: {lock_name} is not a valid lock ({}); `--update` replaces it",
+                    e.message
+                );
+                (Lock::new(), Some(text))
+            }
+            Err(e) => {
+                let lf = SourceFile::new(&lock_path, text);
+                report(&lf, &[lock_parse_diag(&lf, &e)], Format::Human, style);
+                return exit::SPEC;
+            }
+        },
+    };
+
+    if args.status {
+        let now = match lock_now() {
+            Ok(n) => n,
+            Err(e) => {
+                eprint_error(&e);
+                return exit::USAGE;
+            }
+        };
+        let (text, _) = crate::lock::report::status(&plan, &old, &spec_name, now, args.max_age);
+        print!("{lock_name}\n{text}");
+        return exit::OK;
+    }
+
+    if args.check {
+        let pruned = resolve::pruned(&plan, &old);
+        let verified = crate::lock::verify(&plan, &old, &spec_name);
+        let mut ok = pruned.is_empty();
+        if let Err(lock_diags) = verified {
+            report(&file, &lock_diags, Format::Human, style);
+            ok = false;
+        }
+        for name in &pruned {
+            eprint_error(&format!(
+                "{lock_name} has an entry for image `{name}`, which {spec_name} no longer builds; `bake lock {spec_name}` removes it"
+            ));
+        }
+        if old_text.is_none()
+            && ok
+            && !resolve::needs(&plan, &old, &Selection::default()).is_empty()
+        {
+            ok = false;
+        }
+        if ok {
+            eprintln!("{lock_name}: up to date with {spec_name}");
+            return exit::OK;
+        }
+        return exit::SPEC;
+    }
+
+    if let Some(r) = &args.region
+        && *r != plan.stack.region
+    {
+        eprint_error(&format!(
+            "`--region {r}`: AMI ids are per region and {spec_name} deploys to {}; drop `--region` or change the stack's region",
+            plan.stack.region
+        ));
+        return exit::USAGE;
+    }
+    let selection = match &args.update {
+        None => Selection::default(),
+        Some(values) => match Selection::parse(values, &plan) {
+            Ok(s) => s,
+            Err(e) => {
+                eprint_error(&e);
+                return exit::USAGE;
+            }
+        },
+    };
+    let now = match lock_now() {
+        Ok(n) => crate::lock::time::rfc3339(n),
+        Err(e) => {
+            eprint_error(&e);
+            return exit::USAGE;
+        }
+    };
+    // Relative to the spec; `web.kdl` has the parent "", so paths show as the spec writes them.
+    let spec_dir = args
+        .spec
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let request = Request {
+        plan: &plan,
+        old: &old,
+        selection: &selection,
+        spec_dir: &spec_dir,
+        spec_name: &spec_name,
+        now: &now,
+        timeout: std::time::Duration::from_secs(args.timeout),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprint_error(&format!("cannot start the async runtime: {e}"));
+            return exit::BUG;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let needs_aws = resolve::needs(&plan, &old, &selection)
+            .iter()
+            .any(|n| n.base.is_some());
+        let resolver = crate::lock::live::LiveResolver::new(
+            &plan.stack.region,
+            args.profile.as_deref().filter(|_| needs_aws),
+        )
+        .await;
+        resolve::run(&request, &resolver).await
+    });
+    report(&file, &outcome.diags, Format::Human, style);
+    match outcome.failure {
+        Some(Failure::Spec) => {
+            eprintln!("{lock_name}: not written");
+            return exit::SPEC;
+        }
+        Some(Failure::World) => {
+            eprintln!("{lock_name}: not written");
+            return exit::ENV;
+        }
+        None => {}
+    }
+    eprint!(
+        "{}",
+        crate::lock::report::changes(&outcome.changes, &outcome.pruned)
+    );
+    let text = outcome.lock.to_json();
+    if old_text.as_deref() == Some(text.as_str()) {
+        eprintln!("{lock_name}: up to date");
+        return exit::OK;
+    }
+    if let Err(e) = crate::fsio::write_atomic(&lock_path, &text) {
+        eprint_error(&format!("cannot write {lock_name}: {e}"));
+        return exit::ENV;
+    }
+    eprintln!("{lock_name}: wrote {} image(s)", outcome.lock.images.len());
+    exit::OK
+}
+
+// ---- bake fmt, bake lsp ------------------------------------------------------------------------------------------
+
+#[derive(Debug, clap::Args)]
+struct FmtArgs {
+    /// The spec files (KDL).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Write nothing; list the files that are not formatted and exit 1 if there are any.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Formats each file. Exit 1 if one does not parse (its syntax errors are printed, the file is untouched) or, with
+/// `--check`, if one would change; 3 if one cannot be read or written.
+fn fmt_command(args: &FmtArgs, style: Style) -> u8 {
+    let mut code = exit::OK;
+    let mut worse = |c: u8| {
+        if c == exit::ENV || code == exit::OK {
+            code = c;
+        }
+    };
+    for path in &args.files {
+        let file = match read_spec(path) {
+            Ok(f) => f,
+            Err(c) => {
+                worse(c);
+                continue;
+            }
+        };
+        let formatted = match crate::fmt::format(&file) {
+            Ok(f) => f,
+            Err(crate::fmt::FmtError::Syntax(diags)) => {
+                report(&file, &diags, Format::Human, style);
+                eprint_error(&format!("{} does not parse; not formatted", file.name()));
+                worse(exit::SPEC);
+                continue;
+            }
+            Err(e) => {
+                eprint_error(&format!("{}: {e}", file.name()));
+                worse(exit::SPEC);
+                continue;
+            }
+        };
+        if formatted == *file.text {
+            continue;
+        }
+        if args.check {
+            println!("{}", file.name());
+            worse(exit::SPEC);
+        } else if let Err(e) = crate::fsio::write_atomic(path, &formatted) {
+            eprint_error(&format!("cannot write {}: {e}", file.name()));
+            worse(exit::ENV);
+        } else {
+            eprintln!("formatted {}", file.name());
+        }
+    }
+    code
+}
+
+fn lsp_command() -> u8 {
+    match crate::lsp::run_stdio() {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprint_error(&format!("bake lsp: {e}"));
+            exit::SPEC
+        }
     }
 }

@@ -12,10 +12,14 @@
 
 pub mod check;
 pub mod cli;
+pub mod deploy;
 pub mod diag;
 pub mod emit;
+pub mod fmt;
 pub mod fsio;
 pub mod lock;
+pub mod lsp;
+pub mod pipeline;
 pub mod source;
 pub mod spec;
 
@@ -25,7 +29,17 @@ use source::SourceFile;
 
 /// Parses and checks a spec: what `bake check` and the editor run. Diagnostics come in source order.
 pub fn check_source(file: &SourceFile) -> (Option<Plan>, Vec<Diag>) {
-    let (tree, mut diags) = spec::parse(file);
+    let (tree, diags) = spec::parse(file);
+    check_tree(tree, diags)
+}
+
+/// `check_source` for a document the caller has already parsed (the editor reuses unchanged nodes).
+pub fn check_document(doc: &kdl::KdlDocument) -> (Option<Plan>, Vec<Diag>) {
+    let (tree, diags) = spec::shape(doc);
+    check_tree(Some(tree), diags)
+}
+
+fn check_tree(tree: Option<spec::Tree>, mut diags: Vec<Diag>) -> (Option<Plan>, Vec<Diag>) {
     let Some(tree) = tree else {
         return (None, diags);
     };

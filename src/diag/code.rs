@@ -114,6 +114,8 @@ codes! {
         "The flake checkout has uncommitted changes, so it has no revision the build instance could fetch. Commit (and push) or stash them.";
     LockCheckoutRef => "bake::lock::checkout_ref",
         "The flake checkout is on another branch than the spec's `ref`; the locked commit must be on the ref the build instance fetches.";
+    LockCheckoutRemote => "bake::lock::checkout_remote",
+        "No git remote of the flake checkout is the spec's flake URL: the locked commit may not exist where the build instance fetches it.";
 }
 
 #[cfg(test)]

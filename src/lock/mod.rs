@@ -5,11 +5,54 @@
 //! anything itself: only `bake lock` asks the outside world.
 
 pub mod file;
+pub mod live;
+pub mod nix;
+pub mod report;
+pub mod resolve;
+pub mod time;
 
-use crate::check::plan::{ImageSource, Plan, SystemManagerSource};
+use crate::check::plan::{
+    BuildPlan, FlakePlan, ImageSource, Installer, Plan, StackPlan, SystemManagerSource,
+};
 use crate::diag::{Code, Diag, Diags};
 use crate::spec::grammar::{Grammar, check_safe, is_git_rev};
-pub use file::{Lock, LockParseError};
+pub use file::{BaseLock, FlakeLock, ImageLock, InputLock, InstallerLock, Lock, LockParseError};
+
+/// Whether a base entry was resolved for the spec's current parameter, region and account.
+pub fn base_matches(base: &BaseLock, build: &BuildPlan, stack: &StackPlan) -> bool {
+    base.parameter == build.base_parameter.value
+        && base.region == stack.region
+        && (stack.account.is_none() || base.account == stack.account)
+}
+
+/// Whether a flake entry was resolved for the spec's current flake URL and ref.
+pub fn flake_matches(flake: &FlakeLock, spec: &FlakePlan) -> bool {
+    flake.url == spec.url && flake.git_ref == spec.git_ref
+}
+
+/// Whether the installer entry records the spec's installer.
+pub fn installer_matches(installer: &InstallerLock, spec: &Installer) -> bool {
+    installer.kind == spec.kind.as_str() && installer.version == spec.version
+}
+
+/// Whether a base entry holds a well-formed value (a hand-edited lock may not).
+pub fn base_is_valid(base: &BaseLock) -> bool {
+    Grammar::AmiId.check(&base.ami).is_ok()
+}
+
+/// Whether a flake entry holds a well-formed revision.
+pub fn flake_is_valid(flake: &FlakeLock) -> bool {
+    is_git_rev(&flake.rev)
+}
+
+/// The installer entry for the spec's installer: nothing to look up, it is derived from the spec.
+pub fn installer_lock(spec: &Installer) -> InstallerLock {
+    InstallerLock {
+        kind: spec.kind.as_str().to_owned(),
+        version: spec.version.clone(),
+        url: spec.url(),
+    }
+}
 
 /// What a built image is built from, after the lock answered every question.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,10 +97,7 @@ pub fn verify(
             continue;
         };
         let base = &entry.base;
-        if base.parameter != build.base_parameter.value
-            || base.region != plan.stack.region
-            || (plan.stack.account.is_some() && base.account != plan.stack.account)
-        {
+        if !base_matches(base, build, &plan.stack) {
             diags.push(
                 Diag::error(
                     Code::LockStale,
@@ -75,7 +115,7 @@ pub fn verify(
             );
         }
         let flake = &entry.flake;
-        if flake.url != build.flake.url || flake.git_ref != build.flake.git_ref {
+        if !flake_matches(flake, &build.flake) {
             let locked_ref = flake
                 .git_ref
                 .as_deref()
@@ -93,9 +133,7 @@ pub fn verify(
             );
         }
         let installer = &entry.installer;
-        if installer.kind != build.installer.kind.as_str()
-            || installer.version != build.installer.version
-        {
+        if !installer_matches(installer, &build.installer) {
             diags.push(
                 Diag::error(
                     Code::LockStale,
@@ -120,10 +158,10 @@ pub fn verify(
                 )),
             );
         };
-        if Grammar::AmiId.check(&base.ami).is_err() {
+        if !base_is_valid(base) {
             invalid("base.ami", "is not an AMI id");
         }
-        if !is_git_rev(&flake.rev) {
+        if !flake_is_valid(flake) {
             invalid("flake.rev", "is not a full git commit hash");
         }
         let system_manager_ref = match &build.system_manager {

@@ -17,13 +17,20 @@ pub use tree::{Item, Tree, Value};
 
 /// Parses a spec. Returns `None` for the tree when the text is not KDL at all (the syntax layer failed).
 pub fn parse(file: &SourceFile) -> (Option<Tree>, Vec<Diag>) {
-    let doc = match KdlDocument::parse(&file.text) {
-        Ok(doc) => doc,
-        Err(err) => return (None, syntax_diags(file, &err)),
-    };
+    match KdlDocument::parse(&file.text) {
+        Ok(doc) => {
+            let (tree, diags) = shape(&doc);
+            (Some(tree), diags)
+        }
+        Err(err) => (None, syntax_diags(file, &err)),
+    }
+}
+
+/// The shape check of a document that is already parsed (the editor parses incrementally).
+pub fn shape(doc: &KdlDocument) -> (Tree, Vec<Diag>) {
     let mut diags = Diags::default();
-    let items = shape::check_document(&doc, &mut diags);
-    (Some(Tree { items }), diags.into_vec())
+    let items = shape::check_document(doc, &mut diags);
+    (Tree { items }, diags.into_vec())
 }
 
 /// Maps kdl's syntax errors into bake's, with hints for the mistakes KDL v2 makes easy.

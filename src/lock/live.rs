@@ -1,0 +1,151 @@
+//! The live [`Resolver`]: SSM through the AWS SDK's standard configuration chain, and the real `nix` binary.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::primitives::DateTimeFormat;
+
+use super::resolve::{LookupError, ParameterValue, Resolver};
+
+/// Asks AWS and nix. Built once per `bake lock`.
+pub struct LiveResolver {
+    ssm: aws_sdk_ssm::Client,
+}
+
+/// The arguments bake passes to nix before the checkout path.
+pub const NIX_METADATA_ARGS: &[&str] = &[
+    "--extra-experimental-features",
+    "nix-command flakes",
+    "flake",
+    "metadata",
+    "--json",
+];
+
+impl LiveResolver {
+    /// The standard AWS chain (environment, profiles, SSO, `AWS_ENDPOINT_URL` ...), in the given region, with an
+    /// optional named profile. Nothing is contacted until a lookup runs.
+    pub async fn new(region: &str, profile: Option<&str>) -> Self {
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        let conf = loader.load().await;
+        LiveResolver {
+            ssm: aws_sdk_ssm::Client::new(&conf),
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated, without the SDK's debug dump.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+impl Resolver for LiveResolver {
+    async fn parameter(&self, name: &str) -> Result<ParameterValue, LookupError> {
+        let out = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                let full = error_chain(&e);
+                match &e {
+                    SdkError::ServiceError(se) if se.err().is_parameter_not_found() => {
+                        LookupError::ParameterNotFound(
+                            se.err().message().unwrap_or("ParameterNotFound").to_owned(),
+                        )
+                    }
+                    SdkError::ServiceError(se)
+                        if se.err().code().is_some_and(|c| {
+                            c.contains("AccessDenied") || c.contains("UnauthorizedOperation")
+                        }) =>
+                    {
+                        LookupError::AccessDenied(se.err().message().unwrap_or(&full).to_owned())
+                    }
+                    _ if full.contains("credential") => LookupError::NoCredentials(full),
+                    _ => LookupError::Aws(full),
+                }
+            })?;
+        let p = out
+            .parameter()
+            .ok_or_else(|| LookupError::Aws("GetParameter returned no parameter".to_owned()))?;
+        Ok(ParameterValue {
+            value: p.value().unwrap_or_default().to_owned(),
+            version: p.version(),
+            last_modified: p
+                .last_modified_date()
+                .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn flake_metadata(&self, checkout: &Path) -> Result<String, LookupError> {
+        let dir = std::fs::canonicalize(checkout)
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| LookupError::CheckoutMissing(checkout.to_path_buf()))?;
+        let out = tokio::process::Command::new("nix")
+            .args(NIX_METADATA_ARGS)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => LookupError::NixMissing,
+                _ => LookupError::NixFailed {
+                    status: "could not start".to_owned(),
+                    stderr: e.to_string(),
+                },
+            })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let lines: Vec<&str> = stderr.lines().collect();
+            return Err(LookupError::NixFailed {
+                status: out.status.to_string(),
+                stderr: lines[lines.len().saturating_sub(30)..].join("\n"),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    async fn git_remotes(&self, checkout: &Path) -> Vec<String> {
+        // Best effort: without git, or outside a repository, there is nothing to compare.
+        let Ok(out) = tokio::process::Command::new("git")
+            .arg("-C")
+            .arg(checkout)
+            .args(["remote", "-v"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+        else {
+            return Vec::new();
+        };
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let mut urls: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.ends_with("(fetch)"))
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .collect();
+        urls.dedup();
+        urls
+    }
+}

@@ -1,0 +1,858 @@
+//! `bake lock`: which lock entries the spec needs, asking the outside world for them, and the new lock.
+//!
+//! The outside world sits behind [`Resolver`] (the live one is `lock::live`). Everything here is deterministic given
+//! the resolver's answers and the time it is handed: lookups run concurrently, each under a timeout, and every
+//! failure becomes a diagnostic at the spec node that asked. The new lock is only returned whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use super::nix::{FlakeMetadata, parse_metadata};
+use super::{
+    BaseLock, FlakeLock, ImageLock, InstallerLock, Lock, base_is_valid, base_matches,
+    flake_is_valid, flake_matches, installer_lock, installer_matches,
+};
+use crate::check::plan::{BuildPlan, ImageSource, Plan};
+use crate::diag::{Code, Diag};
+use crate::source::Span;
+use crate::spec::grammar::Grammar;
+
+/// An SSM parameter's value and history, as `GetParameter` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterValue {
+    pub value: String,
+    pub version: i64,
+    /// RFC 3339, UTC.
+    pub last_modified: String,
+}
+
+/// Why a lookup failed. Each becomes one diagnostic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    ParameterNotFound(String),
+    AccessDenied(String),
+    NoCredentials(String),
+    /// Any other AWS failure (network, throttling, a bad endpoint ...), with the SDK's full message.
+    Aws(String),
+    CheckoutMissing(PathBuf),
+    NixMissing,
+    NixFailed {
+        status: String,
+        stderr: String,
+    },
+    /// The lookup did not answer within the timeout (seconds).
+    Timeout(u64),
+}
+
+/// The outside world, as `bake lock` asks it.
+pub trait Resolver {
+    /// SSM `GetParameter` in the stack's region.
+    fn parameter(&self, name: &str) -> impl Future<Output = Result<ParameterValue, LookupError>>;
+    /// The stdout of `nix flake metadata --json <checkout>`.
+    fn flake_metadata(&self, checkout: &Path) -> impl Future<Output = Result<String, LookupError>>;
+    /// The fetch URLs of the checkout's git remotes, to compare with the spec's URL; empty when unknown.
+    fn git_remotes(&self, checkout: &Path) -> impl Future<Output = Vec<String>> {
+        let _ = checkout;
+        async { Vec::new() }
+    }
+}
+
+/// A repository's identity for comparing URLs: host and path, without scheme, user, `.git` or trailing slash.
+/// `git+https://github.com/Acme/infra.git`, `git@github.com:Acme/infra` and `github:Acme/infra` all give
+/// `github.com/Acme/infra`. `None` for local paths.
+pub fn repo_key(url: &str) -> Option<String> {
+    let url = url.strip_prefix("git+").unwrap_or(url);
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    let (host, path) = if let Some(rest) = url.strip_prefix("github:") {
+        ("github.com".to_owned(), rest.to_owned())
+    } else if let Some(rest) = url.strip_prefix("gitlab:") {
+        ("gitlab.com".to_owned(), rest.to_owned())
+    } else if let Some((_, rest)) = url.split_once("://") {
+        if url.starts_with("file://") {
+            return None;
+        }
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+        let (host, path) = rest.split_once('/')?;
+        let host = host.split(':').next().unwrap_or(host);
+        (host.to_owned(), path.to_owned())
+    } else if let Some((user_host, path)) = url.split_once(':') {
+        // scp-like: git@github.com:acme/infra.git
+        let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
+        (host.to_owned(), path.to_owned())
+    } else {
+        return None;
+    };
+    let path = path.trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    // `github:owner/repo/<ref>`: the shorthand's third part is a ref, not part of the repository.
+    let shorthand = url.starts_with("github:") || url.starts_with("gitlab:");
+    let path: Vec<&str> = path
+        .split('/')
+        .take(if shorthand { 2 } else { usize::MAX })
+        .collect();
+    (!host.is_empty() && path.len() >= 2)
+        .then(|| format!("{}/{}", host.to_ascii_lowercase(), path.join("/")))
+}
+
+/// What `--update` asks to re-resolve. The default selects nothing: only missing and stale entries are resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub all: bool,
+    pub bases: bool,
+    pub flakes: bool,
+    pub images: BTreeSet<String>,
+}
+
+impl Selection {
+    /// `--update` with no values selects everything; `base`, `flake` and image names select parts.
+    pub fn parse(values: &[String], plan: &Plan) -> Result<Selection, String> {
+        let mut sel = Selection::default();
+        if values.is_empty() {
+            sel.all = true;
+        }
+        for v in values {
+            match v.as_str() {
+                "base" => sel.bases = true,
+                "flake" => sel.flakes = true,
+                name => match plan.images.iter().find(|i| i.name.value == name) {
+                    Some(image) if matches!(image.source, ImageSource::Pinned { .. }) => {
+                        return Err(format!(
+                            "image `{name}` is pinned to an AMI id; it has no lock entry to update"
+                        ));
+                    }
+                    Some(_) => {
+                        sel.images.insert(name.to_owned());
+                    }
+                    None => {
+                        let built: Vec<&str> = plan
+                            .images
+                            .iter()
+                            .filter(|i| matches!(i.source, ImageSource::Built(_)))
+                            .map(|i| i.name.value.as_str())
+                            .collect();
+                        return Err(format!(
+                            "`--update {name}`: the spec has no built image `{name}`; use `base`, `flake` or one of: {}",
+                            if built.is_empty() {
+                                "(no built images)".to_owned()
+                            } else {
+                                built.join(", ")
+                            }
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(sel)
+    }
+
+    fn base(&self, image: &str) -> bool {
+        self.all || self.bases || self.images.contains(image)
+    }
+
+    fn flake(&self, image: &str) -> bool {
+        self.all || self.flakes || self.images.contains(image)
+    }
+}
+
+/// Why an entry is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    Missing,
+    /// Resolved for other spec values.
+    Stale,
+    /// Holds a malformed value.
+    Invalid,
+    /// Asked for with `--update`.
+    Requested,
+}
+
+/// The parts of one built image that must be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    /// Index into `Plan::images`.
+    pub image: usize,
+    pub base: Option<Why>,
+    pub flake: Option<Why>,
+}
+
+/// Built images of the plan, with their index.
+fn built(plan: &Plan) -> impl Iterator<Item = (usize, &str, &BuildPlan)> {
+    plan.images
+        .iter()
+        .enumerate()
+        .filter_map(|(i, image)| match &image.source {
+            ImageSource::Built(b) => Some((i, image.name.value.as_str(), &**b)),
+            ImageSource::Pinned { .. } => None,
+        })
+}
+
+/// What must be looked up: missing, stale and invalid entries, and whatever `selection` asks for.
+pub fn needs(plan: &Plan, old: &Lock, selection: &Selection) -> Vec<Need> {
+    let mut out = Vec::new();
+    for (i, name, build) in built(plan) {
+        let entry = old.images.get(name);
+        let base = match entry.map(|e| &e.base) {
+            None => Some(Why::Missing),
+            Some(b) if !base_matches(b, build, &plan.stack) => Some(Why::Stale),
+            Some(b) if !base_is_valid(b) => Some(Why::Invalid),
+            Some(_) if selection.base(name) => Some(Why::Requested),
+            Some(_) => None,
+        };
+        let flake = match entry.map(|e| &e.flake) {
+            None => Some(Why::Missing),
+            Some(f) if !flake_matches(f, &build.flake) => Some(Why::Stale),
+            Some(f) if !flake_is_valid(f) => Some(Why::Invalid),
+            Some(_) if selection.flake(name) => Some(Why::Requested),
+            Some(_) => None,
+        };
+        if base.is_some() || flake.is_some() {
+            out.push(Need {
+                image: i,
+                base,
+                flake,
+            });
+        }
+    }
+    out
+}
+
+/// Lock entries for images the spec no longer builds (removed, renamed or now pinned), in name order.
+pub fn pruned(plan: &Plan, old: &Lock) -> Vec<String> {
+    let keep: BTreeSet<&str> = built(plan).map(|(_, name, _)| name).collect();
+    old.images
+        .keys()
+        .filter(|k| !keep.contains(k.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Built images whose installer entry no longer records the spec's installer (fixed without a lookup).
+pub fn installer_changes(plan: &Plan, old: &Lock) -> Vec<String> {
+    built(plan)
+        .filter(|(_, name, build)| {
+            old.images
+                .get(*name)
+                .is_some_and(|e| !installer_matches(&e.installer, &build.installer))
+        })
+        .map(|(_, name, _)| name.to_owned())
+        .collect()
+}
+
+/// What changed for one image, old → new (`None` old: added).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageChange {
+    pub image: String,
+    pub base: Option<(Option<BaseLock>, BaseLock)>,
+    pub flake: Option<(Option<FlakeLock>, FlakeLock)>,
+    pub installer: Option<(Option<InstallerLock>, InstallerLock)>,
+}
+
+/// How a failed `bake lock` should end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The spec cannot be locked as written, or the result would not verify.
+    Spec,
+    /// AWS or nix failed.
+    World,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    /// The new lock; meaningful only without a failure.
+    pub lock: Lock,
+    pub changes: Vec<ImageChange>,
+    pub pruned: Vec<String>,
+    /// Errors and warnings, in source order.
+    pub diags: Vec<Diag>,
+    pub failure: Option<Failure>,
+}
+
+/// Everything `bake lock` needs besides the resolver.
+pub struct Request<'a> {
+    pub plan: &'a Plan,
+    pub old: &'a Lock,
+    pub selection: &'a Selection,
+    /// The directory `checkout=` paths are relative to.
+    pub spec_dir: &'a Path,
+    /// The spec as the user named it, for help texts.
+    pub spec_name: &'a str,
+    /// RFC 3339 UTC, recorded as `resolved-at`.
+    pub now: &'a str,
+    pub timeout: Duration,
+}
+
+/// Resolves what the lock lacks (and what `--update` selects) and returns the new lock, or every failure.
+pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
+    let plan = req.plan;
+    let needs = needs(plan, req.old, req.selection);
+    let mut diags = Vec::new();
+
+    // Spec problems first: they need no lookup and are fixed in the spec.
+    let mut checkouts: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+    for need in &needs {
+        let ImageSource::Built(build) = &plan.images[need.image].source else {
+            continue;
+        };
+        if need.flake.is_none() {
+            continue;
+        }
+        match &build.flake.checkout {
+            Some(c) => checkouts
+                .entry(req.spec_dir.join(c))
+                .or_default()
+                .push(need.image),
+            None => diags.push(
+                Diag::error(
+                    Code::LockNeedsCheckout,
+                    format!(
+                        "cannot lock the flake of image `{}`: the spec names no local checkout",
+                        plan.images[need.image].name.value
+                    ),
+                )
+                .label(build.flake.span, "`bake lock` reads the flake's revision from a local checkout")
+                .help(format!(
+                    "add `checkout=\"<path>\"` (relative to the spec) naming a clean git clone of {} on the commit to build",
+                    build.flake.url
+                )),
+            ),
+        }
+    }
+    if !diags.is_empty() {
+        return failed(req.old, diags, Failure::Spec);
+    }
+
+    let mut parameters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for need in needs.iter().filter(|n| n.base.is_some()) {
+        if let ImageSource::Built(build) = &plan.images[need.image].source {
+            parameters
+                .entry(build.base_parameter.value.as_str())
+                .or_default()
+                .push(need.image);
+        }
+    }
+
+    let timeout = req.timeout;
+    let secs = timeout.as_secs();
+    let param_lookups = parameters.keys().map(|name| async move {
+        tokio::time::timeout(timeout, resolver.parameter(name))
+            .await
+            .unwrap_or(Err(LookupError::Timeout(secs)))
+    });
+    let flake_lookups = checkouts.keys().map(|path| async move {
+        let metadata = async {
+            tokio::time::timeout(timeout, resolver.flake_metadata(path))
+                .await
+                .unwrap_or(Err(LookupError::Timeout(secs)))
+        };
+        let remotes = async {
+            tokio::time::timeout(timeout, resolver.git_remotes(path))
+                .await
+                .unwrap_or_default()
+        };
+        tokio::join!(metadata, remotes)
+    });
+    let (param_results, flake_results) =
+        tokio::join!(join_all(param_lookups), join_all(flake_lookups));
+
+    // Turn answers into entries, and failures into diagnostics at every node that asked.
+    let mut bases: BTreeMap<usize, BaseLock> = BTreeMap::new();
+    let mut world_failed = false;
+    let mut spec_failed = false;
+    for ((name, images), result) in parameters.iter().zip(param_results) {
+        let spans: Vec<Span> = images
+            .iter()
+            .filter_map(|&i| build_of(plan, i).map(|b| b.base_parameter.span))
+            .collect();
+        match result {
+            Ok(p) if Grammar::AmiId.check(&p.value).is_ok() => {
+                for &i in images {
+                    bases.insert(
+                        i,
+                        BaseLock {
+                            parameter: (*name).to_owned(),
+                            region: plan.stack.region.clone(),
+                            account: plan.stack.account.clone(),
+                            ami: p.value.clone(),
+                            parameter_version: p.version,
+                            parameter_modified: p.last_modified.clone(),
+                            ami_name: None,
+                            architecture: None,
+                            resolved_at: req.now.to_owned(),
+                        },
+                    );
+                }
+            }
+            Ok(p) => {
+                spec_failed = true;
+                diags.push(at_all(
+                    Diag::error(
+                        Code::LockParameter,
+                        format!("the parameter {name} holds `{}`, not an AMI id", p.value),
+                    ),
+                    &spans,
+                    "this parameter names no AMI",
+                ));
+            }
+            Err(e) => {
+                world_failed = true;
+                diags.push(parameter_diag(name, &plan.stack.region, &e, &spans));
+            }
+        }
+    }
+
+    let mut flakes: BTreeMap<usize, FlakeLock> = BTreeMap::new();
+    for ((path, images), (result, remotes)) in checkouts.iter().zip(flake_results) {
+        let builds: Vec<&BuildPlan> = images.iter().filter_map(|&i| build_of(plan, i)).collect();
+        let spans: Vec<Span> = builds.iter().map(|b| b.flake.span).collect();
+        let shown = crate::source::display_path(path);
+        let meta = match result.map(|json| parse_metadata(&json)) {
+            Ok(Ok(meta)) => meta,
+            Ok(Err(msg)) => {
+                world_failed = true;
+                diags.push(at_all(
+                    Diag::error(
+                        Code::LockNix,
+                        format!("cannot read the flake metadata of {shown}: {msg}"),
+                    ),
+                    &spans,
+                    "this flake",
+                ));
+                continue;
+            }
+            Err(e) => {
+                world_failed = true;
+                diags.push(flake_diag(&shown, &e, &spans));
+                continue;
+            }
+        };
+        match flake_entry(&meta, req.now) {
+            Err(diag) => {
+                world_failed = true;
+                diags.push(at_all(diag(&shown), &spans, "the flake to lock"));
+            }
+            Ok(make) => {
+                for (&i, build) in images.iter().zip(&builds) {
+                    let want = repo_key(&build.flake.url);
+                    let keys: Vec<Option<String>> = remotes.iter().map(|r| repo_key(r)).collect();
+                    if want.is_some() && !keys.is_empty() && !keys.contains(&want) {
+                        diags.push(
+                            Diag::warning(
+                                Code::LockCheckoutRemote,
+                                format!("the checkout {shown} is not a clone of {}", build.flake.url),
+                            )
+                            .label(build.flake.span, "the build instance fetches this URL")
+                            .help(format!(
+                                "its remotes are: {}. The locked commit must exist at the spec's URL; point `checkout=` at a clone of it",
+                                remotes.join(", ")
+                            )),
+                        );
+                    }
+                    if let (Some(want), Some(have)) = (&build.flake.git_ref, &meta.git_ref)
+                        && want != have
+                        && !want.ends_with(&format!("/{have}"))
+                    {
+                        diags.push(
+                            Diag::warning(
+                                Code::LockCheckoutRef,
+                                format!("the checkout {shown} is on `{have}`, but the spec builds ref `{want}`"),
+                            )
+                            .label(build.flake.span, format!("locked revision {}", short(meta.revision.as_deref().unwrap_or_default())))
+                            .help(format!("the build instance fetches `{want}`; the locked commit must be on it. Check out `{want}` and run `bake lock {} --update flake`", req.spec_name)),
+                        );
+                    }
+                    flakes.insert(i, make(&build.flake.url, build.flake.git_ref.clone()));
+                }
+            }
+        }
+    }
+    if world_failed || spec_failed {
+        let failure = if world_failed {
+            Failure::World
+        } else {
+            Failure::Spec
+        };
+        return failed(req.old, diags, failure);
+    }
+
+    // Assemble: untouched entries stay byte for byte, resolved parts replace theirs, pruned entries go.
+    let pruned = pruned(plan, req.old);
+    let mut lock = Lock::new();
+    let mut changes = Vec::new();
+    for (i, name, build) in built(plan) {
+        let old = req.old.images.get(name);
+        let installer = installer_lock(&build.installer);
+        let (Some(base), Some(flake)) = (
+            bases.get(&i).or(old.map(|e| &e.base)),
+            flakes.get(&i).or(old.map(|e| &e.flake)),
+        ) else {
+            continue; // unreachable: a missing entry needs both parts
+        };
+        let installer = match old.map(|e| &e.installer) {
+            Some(o) if installer_matches(o, &build.installer) => o.clone(),
+            _ => installer,
+        };
+        let change = ImageChange {
+            image: name.to_owned(),
+            base: bases
+                .get(&i)
+                .map(|b| (old.map(|e| e.base.clone()), b.clone())),
+            flake: flakes
+                .get(&i)
+                .map(|f| (old.map(|e| e.flake.clone()), f.clone())),
+            installer: (old.map(|e| &e.installer) != Some(&installer))
+                .then(|| (old.map(|e| e.installer.clone()), installer.clone())),
+        };
+        if change.base.is_some() || change.flake.is_some() || change.installer.is_some() {
+            changes.push(change);
+        }
+        lock.images.insert(
+            name.to_owned(),
+            ImageLock {
+                base: base.clone(),
+                flake: flake.clone(),
+                installer,
+            },
+        );
+    }
+
+    // The new lock must be one `bake compile` accepts (e.g. the flake has the system-manager input the spec names).
+    let failure = match super::verify(plan, &lock, req.spec_name) {
+        Ok(_) => None,
+        Err(more) => {
+            diags.extend(more);
+            Some(Failure::Spec)
+        }
+    };
+    crate::diag::sort(&mut diags);
+    Outcome {
+        lock,
+        changes,
+        pruned,
+        diags,
+        failure,
+    }
+}
+
+fn failed(old: &Lock, mut diags: Vec<Diag>, failure: Failure) -> Outcome {
+    crate::diag::sort(&mut diags);
+    Outcome {
+        lock: old.clone(),
+        changes: Vec::new(),
+        pruned: Vec::new(),
+        diags,
+        failure: Some(failure),
+    }
+}
+
+fn build_of(plan: &Plan, i: usize) -> Option<&BuildPlan> {
+    match &plan.images.get(i)?.source {
+        ImageSource::Built(b) => Some(b),
+        ImageSource::Pinned { .. } => None,
+    }
+}
+
+/// Labels a diagnostic at every node that asked; the first is primary.
+fn at_all(mut diag: Diag, spans: &[Span], text: &str) -> Diag {
+    for (n, span) in spans.iter().enumerate() {
+        diag = diag.label(*span, if n == 0 { text } else { "also asks for it" });
+    }
+    diag
+}
+
+pub fn short(rev: &str) -> &str {
+    rev.get(..12).unwrap_or(rev)
+}
+
+type MakeFlake = Box<dyn Fn(&str, Option<String>) -> FlakeLock>;
+type NixDiag = Box<dyn Fn(&str) -> Diag>;
+
+/// A flake entry maker from clean metadata, or the diagnostic for metadata bake cannot lock.
+fn flake_entry(meta: &FlakeMetadata, now: &str) -> Result<MakeFlake, NixDiag> {
+    let Some(rev) = meta.revision.clone() else {
+        let dirty = meta.dirty_revision.clone();
+        return Err(Box::new(move |shown: &str| {
+            Diag::error(
+                Code::LockDirty,
+                format!("the flake checkout {shown} has uncommitted changes"),
+            )
+            .help(format!(
+                "nix reports no revision for a dirty git tree{}, and the build instance can only fetch commits. Commit (and push) or stash the changes, then run `bake lock` again",
+                dirty.as_deref().map_or(String::new(), |d| format!(" (it is {d})"))
+            ))
+        }));
+    };
+    let (Some(nar_hash), Some(last_modified)) = (meta.nar_hash.clone(), meta.last_modified) else {
+        return Err(Box::new(|shown: &str| {
+            Diag::error(
+                Code::LockNix,
+                format!("nix reported no narHash or lastModified for {shown}"),
+            )
+            .help("the output of `nix flake metadata --json` lacks fields bake records; is this nix too old or too new?")
+        }));
+    };
+    let inputs = meta.inputs.clone();
+    let now = now.to_owned();
+    Ok(Box::new(move |url: &str, git_ref: Option<String>| {
+        FlakeLock {
+            url: url.to_owned(),
+            git_ref,
+            rev: rev.clone(),
+            nar_hash: nar_hash.clone(),
+            last_modified,
+            resolved_at: now.clone(),
+            inputs: inputs.clone(),
+        }
+    }))
+}
+
+fn parameter_diag(name: &str, region: &str, e: &LookupError, spans: &[Span]) -> Diag {
+    let (code, message, help) = match e {
+        LookupError::ParameterNotFound(msg) => (
+            Code::LockParameterNotFound,
+            format!("SSM has no parameter {name} in {region}"),
+            format!(
+                "AWS said: {}. Check the name against `aws ssm get-parameters-by-path --path /aws/service/ami-amazon-linux-latest --region {region}`",
+                msg.trim_end_matches('.')
+            ),
+        ),
+        LookupError::AccessDenied(msg) => (
+            Code::LockAws,
+            format!("access denied reading the SSM parameter {name}"),
+            format!(
+                "AWS said: {}. The credentials need `ssm:GetParameter` on it",
+                msg.trim_end_matches('.')
+            ),
+        ),
+        LookupError::NoCredentials(msg) => (
+            Code::LockAws,
+            format!("no AWS credentials to read the SSM parameter {name}"),
+            format!(
+                "{}. Configure credentials (environment, `aws configure`, `aws sso login`) or pass `--profile`",
+                msg.trim_end_matches('.')
+            ),
+        ),
+        LookupError::Timeout(secs) => (
+            Code::LockAws,
+            format!("reading the SSM parameter {name} timed out after {secs}s"),
+            "check the network and `AWS_ENDPOINT_URL`, then run `bake lock` again".to_owned(),
+        ),
+        other => (
+            Code::LockAws,
+            format!("reading the SSM parameter {name} in {region} failed"),
+            lookup_text(other),
+        ),
+    };
+    at_all(Diag::error(code, message), spans, "the base AMI to lock").help(help)
+}
+
+fn flake_diag(shown: &str, e: &LookupError, spans: &[Span]) -> Diag {
+    let (code, message, help) = match e {
+        LookupError::NixMissing => (
+            Code::LockNixMissing,
+            "`nix` is not installed (or not on PATH): bake locks flakes with `nix flake metadata`".to_owned(),
+            "install Nix: https://nixos.org/download (or `apt-get install nix-bin` on Debian and Ubuntu, or the Determinate installer https://install.determinate.systems/nix), then run `bake lock` again".to_owned(),
+        ),
+        LookupError::CheckoutMissing(_) => (
+            Code::LockCheckout,
+            format!("the flake checkout {shown} does not exist or is not a directory"),
+            "`checkout=` is relative to the spec file; clone the flake's repository there".to_owned(),
+        ),
+        LookupError::NixFailed { status, stderr } => (
+            Code::LockNix,
+            format!("`nix flake metadata` failed on {shown} ({status})"),
+            format!("nix said:\n{}", stderr.trim_end()),
+        ),
+        LookupError::Timeout(secs) => (
+            Code::LockNix,
+            format!("`nix flake metadata` on {shown} timed out after {secs}s"),
+            "an input missing from the flake's `flake.lock` makes nix fetch it; run `nix flake lock` in the checkout and commit".to_owned(),
+        ),
+        other => (
+            Code::LockNix,
+            format!("cannot read the flake {shown}"),
+            lookup_text(other),
+        ),
+    };
+    at_all(Diag::error(code, message), spans, "the flake to lock").help(help)
+}
+
+fn lookup_text(e: &LookupError) -> String {
+    match e {
+        LookupError::ParameterNotFound(m)
+        | LookupError::AccessDenied(m)
+        | LookupError::NoCredentials(m)
+        | LookupError::Aws(m) => m.clone(),
+        LookupError::CheckoutMissing(p) => format!("{} does not exist", p.display()),
+        LookupError::NixMissing => "nix is not installed".to_owned(),
+        LookupError::NixFailed { status, stderr } => format!("nix failed ({status}): {stderr}"),
+        LookupError::Timeout(s) => format!("timed out after {s}s"),
+    }
+}
+
+/// Polls every future until all are done, in one task (lookups are I/O bound; no spawning, no `'static`).
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futures.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *o = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The orchestration alone, with an in-process resolver that counts calls and takes its time; the real SSM and
+    //! nix paths are tested end to end in `tests/lock.rs`.
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::source::SourceFile;
+
+    const REV: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    struct Slow {
+        parameters: Cell<usize>,
+        flakes: Cell<usize>,
+    }
+
+    impl Resolver for Slow {
+        async fn parameter(&self, name: &str) -> Result<ParameterValue, LookupError> {
+            self.parameters.set(self.parameters.get() + 1);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if name.contains("arm64") {
+                return Err(LookupError::ParameterNotFound("not found".into()));
+            }
+            Ok(ParameterValue {
+                value: "ami-0123456789abcdef0".into(),
+                version: 7,
+                last_modified: "2026-01-01T00:00:00Z".into(),
+            })
+        }
+
+        async fn flake_metadata(&self, _: &Path) -> Result<String, LookupError> {
+            self.flakes.set(self.flakes.get() + 1);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(format!(
+                r#"{{"revision":"{REV}","locked":{{"narHash":"sha256-x","lastModified":5,"ref":"main"}},
+                   "locks":{{"root":"root","nodes":{{"root":{{"inputs":{{"system-manager":"sm"}}}},
+                   "sm":{{"locked":{{"type":"github","owner":"numtide","repo":"system-manager","rev":"{REV}"}}}}}}}}}}"#
+            ))
+        }
+    }
+
+    fn plan(images: &str) -> Plan {
+        let text = format!("stack \"s\" region=\"us-east-1\"\n{images}");
+        let (plan, diags) = crate::check_source(&SourceFile::new("t.kdl", text));
+        plan.unwrap_or_else(|| panic!("{diags:?}"))
+    }
+
+    fn image(name: &str, param: &str) -> String {
+        format!(
+            "image \"{name}\" {{\n base ssm=\"/aws/service/ami-amazon-linux-latest/{param}\"\n nix installer=\"determinate\" version=\"3.1.1\"\n flake \"git+https://h/r.git\" output=\"systemConfigs.x\" checkout=\"c\"\n}}\n"
+        )
+    }
+
+    async fn run_with(plan: &Plan, r: &Slow) -> Outcome {
+        let req = Request {
+            plan,
+            old: &Lock::new(),
+            selection: &Selection::default(),
+            spec_dir: Path::new(""),
+            spec_name: "t.kdl",
+            now: "2026-11-27T08:00:00Z",
+            timeout: Duration::from_secs(5),
+        };
+        run(&req, r).await
+    }
+
+    #[test]
+    fn repo_keys() {
+        let key = |u: &str| repo_key(u);
+        let want = Some("github.com/acme/infra".to_owned());
+        for u in [
+            "git+https://github.com/acme/infra.git",
+            "https://github.com/acme/infra",
+            "https://token@GitHub.com/acme/infra.git/",
+            "git@github.com:acme/infra.git",
+            "ssh://git@github.com:22/acme/infra.git",
+            "github:acme/infra",
+            "git+ssh://git@github.com/acme/infra?ref=main",
+        ] {
+            assert_eq!(key(u), want, "{u}");
+        }
+        assert_eq!(
+            key("https://github.com/other/infra.git"),
+            Some("github.com/other/infra".into())
+        );
+        assert_eq!(key("github:acme/infra/main"), want);
+        assert_eq!(
+            key("https://gitlab.com/group/sub/repo.git"),
+            Some("gitlab.com/group/sub/repo".into())
+        );
+        assert_eq!(key("file:///srv/infra"), None);
+        assert_eq!(key("/srv/infra"), None);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn lookups_are_shared_and_concurrent() {
+        let p = plan(&format!(
+            "{}{}",
+            image("a", "al2023-ami-kernel-6.12-x86_64"),
+            image("b", "al2023-ami-kernel-6.12-x86_64")
+        ));
+        let r = Slow {
+            parameters: Cell::new(0),
+            flakes: Cell::new(0),
+        };
+        let started = std::time::Instant::now();
+        let out = run_with(&p, &r).await;
+        assert!(out.failure.is_none(), "{:?}", out.diags);
+        // One lookup per distinct parameter and checkout, all at once.
+        assert_eq!((r.parameters.get(), r.flakes.get()), (1, 1));
+        // Sequential lookups would take a second.
+        assert!(started.elapsed() < Duration::from_millis(950));
+        assert_eq!(out.lock.images.len(), 2);
+        assert_eq!(out.lock.images["b"].flake.rev, REV);
+        assert_eq!(
+            out.lock.images["a"].flake.inputs["system-manager"].url,
+            format!("github:numtide/system-manager/{REV}")
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failure_keeps_the_old_lock_and_labels_every_asker() {
+        let p = plan(&format!(
+            "{}{}",
+            image("a", "al2023-ami-kernel-6.12-arm64"),
+            image("b", "al2023-ami-kernel-6.12-arm64")
+        ));
+        let r = Slow {
+            parameters: Cell::new(0),
+            flakes: Cell::new(0),
+        };
+        let out = run_with(&p, &r).await;
+        assert_eq!(out.failure, Some(Failure::World));
+        assert_eq!(out.lock, Lock::new());
+        assert_eq!(out.diags.len(), 1);
+        assert_eq!(out.diags[0].code, Code::LockParameterNotFound);
+        assert_eq!(out.diags[0].labels.len(), 2);
+    }
+}

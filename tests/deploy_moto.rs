@@ -1,0 +1,220 @@
+//! `bake plan`/`deploy`/`status`/`destroy` end to end: the real binary against a real moto server.
+//!
+//! moto has no Image Builder, so these specs run fleets on a pinned AMI (a real user feature: no build, no lock
+//! entry). moto needs real subnet ids: the tests read its default VPC's subnets with EC2 `DescribeSubnets` over
+//! plain HTTP (`curl`). Every test uses its own stack names and never resets moto (the server is shared).
+//!
+//! Peers: `BAKE_TEST_MOTO_URL` (e.g. `http://127.0.0.1:5000`), fake AWS credentials and `AWS_REGION` in the
+//! environment, `curl` on PATH. A test whose peer is absent prints why and passes, unless
+//! `BAKE_TEST_REQUIRE_PEERS=1` (CI), where it fails.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// The AMI moto's SSM public parameters name for AL2023 in us-east-1; moto's EC2 knows it.
+const AMI: &str = "ami-0d27e0fb3bac4d724";
+
+fn moto(test: &str) -> Option<String> {
+    match std::env::var("BAKE_TEST_MOTO_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "{test}: BAKE_TEST_MOTO_URL is not set, and BAKE_TEST_REQUIRE_PEERS=1"
+            );
+            eprintln!("skipping {test}: BAKE_TEST_MOTO_URL is not set (start moto_server)");
+            None
+        }
+    }
+}
+
+/// A subnet of moto's default VPC in us-east-1, via the EC2 query API. moto routes the request by the
+/// credential scope in the Authorization header and does not check the signature.
+fn default_subnet(url: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, \
+             SignedHeaders=host, Signature=0",
+            &format!("{url}/?Action=DescribeSubnets&Version=2016-11-15"),
+        ])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "DescribeSubnets failed: {out:?}");
+    let body = String::from_utf8_lossy(&out.stdout);
+    let start = body.find("<subnetId>").expect("moto has a default subnet") + "<subnetId>".len();
+    let end = start + body[start..].find('<').unwrap();
+    body[start..end].to_owned()
+}
+
+/// A stack name no other test run uses.
+fn unique(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("bake-{test}-{}-{nanos}", std::process::id())
+}
+
+fn write_spec(dir: &Path, stack: &str, subnet: &str, max: u32) {
+    let text = format!(
+        r#"stack "{stack}" region="us-east-1" {{
+    tags team="platform"
+}}
+
+image "base" {{
+    base ami="{AMI}" arch="x86_64"
+}}
+
+// desired=0: moto would otherwise launch instances, and its EC2 wants volume sizes bake leaves to the AMI.
+fleet "web" image="base" instance-type="t3.micro" {{
+    subnets "{subnet}"
+    size min=0 max={max} desired=0
+    rollout "rolling" max-batch=1 min-in-service=0
+}}
+"#
+    );
+    std::fs::write(dir.join("app.kdl"), text).unwrap();
+}
+
+fn bake(dir: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bake"))
+        .args(args)
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("bake runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn expect(out: &Output, code: i32, needle: &str) {
+    let all = text(out);
+    assert_eq!(out.status.code(), Some(code), "{all}");
+    assert!(all.contains(needle), "expected {needle:?} in\n{all}");
+}
+
+#[test]
+fn create_update_noop_status_destroy() {
+    let Some(url) = moto("create_update_noop_status_destroy") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("life");
+    let subnet = default_subnet(&url);
+    write_spec(dir.path(), &stack, &subnet, 2);
+
+    let plan = bake(
+        dir.path(),
+        &url,
+        &["plan", "app.kdl", "--detailed-exitcode"],
+    );
+    expect(&plan, 10, "+ FleetWebGroup");
+    expect(
+        &plan,
+        10,
+        "Plan: 4 to add, 0 to change (0 replaced), 0 to remove.",
+    );
+
+    let create = bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]);
+    expect(
+        &create,
+        0,
+        &format!("Deployed stack {stack}: CREATE_COMPLETE."),
+    );
+
+    let again = bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]);
+    expect(&again, 0, "No changes");
+    let plan = bake(
+        dir.path(),
+        &url,
+        &["plan", "app.kdl", "--detailed-exitcode"],
+    );
+    expect(&plan, 0, "No changes");
+
+    let status = bake(dir.path(), &url, &["status", "app.kdl"]);
+    expect(&status, 0, "CREATE_COMPLETE");
+    expect(&status, 0, "The deployed template matches the spec.");
+
+    write_spec(dir.path(), &stack, &subnet, 3);
+    let plan = bake(
+        dir.path(),
+        &url,
+        &["plan", "app.kdl", "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(plan.status.code(), Some(10), "{}", text(&plan));
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(v["operation"], "update");
+    assert_eq!(v["changes"][0]["action"], "Modify", "{v}");
+    assert_eq!(v["changes"][0]["logical_id"], "FleetWebGroup", "{v}");
+    assert_eq!(v["changes"][0]["spec"], "fleet \"web\"", "{v}");
+
+    let update = bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]);
+    expect(
+        &update,
+        0,
+        &format!("Deployed stack {stack}: UPDATE_COMPLETE."),
+    );
+    let status = bake(dir.path(), &url, &["status", "app.kdl", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["status"], "UPDATE_COMPLETE", "{v}");
+    assert_eq!(v["matches_spec"], true, "{v}");
+
+    let refused = bake(dir.path(), &url, &["destroy", "app.kdl"]);
+    expect(&refused, 5, "pass --yes");
+    let destroy = bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]);
+    expect(&destroy, 0, &format!("Destroyed stack {stack}."));
+    let gone = bake(dir.path(), &url, &["status", "app.kdl"]);
+    expect(&gone, 0, "does not exist");
+}
+
+#[test]
+fn missing_subnet_fails_with_the_cause_and_leaves_nothing() {
+    let Some(url) = moto("missing_subnet_fails_with_the_cause_and_leaves_nothing") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("subnet");
+    write_spec(dir.path(), &stack, "subnet-0123456789abcdef0", 2);
+    let deploy = bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]);
+    expect(&deploy, 4, "InvalidSubnetID.NotFound");
+    expect(&deploy, 4, "next: nothing was created");
+    let status = bake(dir.path(), &url, &["status", "app.kdl"]);
+    expect(&status, 0, "does not exist");
+}
+
+#[test]
+fn no_terminal_without_yes_changes_nothing() {
+    let Some(url) = moto("no_terminal_without_yes_changes_nothing") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("notty");
+    write_spec(dir.path(), &stack, &default_subnet(&url), 2);
+    let deploy = bake(dir.path(), &url, &["deploy", "app.kdl"]);
+    expect(&deploy, 5, "no terminal to confirm on; pass --yes");
+    let status = bake(dir.path(), &url, &["status", "app.kdl"]);
+    expect(&status, 0, "does not exist");
+}
+
+#[test]
+fn unreachable_endpoint_is_an_environment_error() {
+    // No moto needed: nothing listens on port 9 of loopback.
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), &unique("down"), "subnet-0123456789abcdef0", 2);
+    let out = bake(dir.path(), "http://127.0.0.1:9", &["plan", "app.kdl"]);
+    expect(&out, 3, "error: cannot describe stack");
+}

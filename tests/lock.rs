@@ -1,0 +1,799 @@
+//! `bake lock` end to end: the real binary against a real moto server (SSM public parameters) and the real `nix`
+//! on throw-away git flakes.
+//!
+//! Peers: `BAKE_TEST_MOTO_URL` names a running moto server (`moto_server -H 127.0.0.1 -p 5000`); `nix` must be on
+//! PATH. A test whose peer is absent prints why and passes, unless `BAKE_TEST_REQUIRE_PEERS=1` (CI), where it fails.
+//! Tests never reset moto: they only read the public parameters it ships.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const NOW: &str = "2026-11-27T08:00:00Z";
+const PARAM: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.12-x86_64";
+const NIXPKGS_1: &str = "8f1c2d3e4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d";
+const NIXPKGS_2: &str = "9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b";
+const SYSTEM_MANAGER: &str = "48d47346e0c6ad05b6c869ea92649c47723d1cfc";
+/// A revision for hand-written locks; no checkout has it.
+const OLD_REV: &str = "5f0c6e0d2a8b4c1e9f3a7d6b2c8e4f1a0b9d3c7e";
+
+fn require_peers() -> bool {
+    std::env::var("BAKE_TEST_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+fn skip(test: &str, why: &str) {
+    assert!(
+        !require_peers(),
+        "{test}: {why}, and BAKE_TEST_REQUIRE_PEERS=1"
+    );
+    eprintln!("skipping {test}: {why}");
+}
+
+/// The moto endpoint, or `None` (after printing why) when the test should be skipped.
+fn moto(test: &str) -> Option<String> {
+    match std::env::var("BAKE_TEST_MOTO_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            skip(test, "BAKE_TEST_MOTO_URL is not set (start moto_server)");
+            None
+        }
+    }
+}
+
+fn nix(test: &str) -> bool {
+    let ok = Command::new("nix")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(test, "`nix` is not installed (apt-get install nix-bin)");
+    }
+    ok
+}
+
+/// A temporary directory holding a spec and (optionally) a git flake checkout in `infra/`.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+fn git(dir: &Path, args: &[&str], date: &str) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=bake",
+            "-c",
+            "user.email=bake@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const FLAKE_NIX: &str = r#"{
+  description = "bake lock test flake";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  inputs.system-manager.url = "github:numtide/system-manager";
+  inputs.system-manager.inputs.nixpkgs.follows = "nixpkgs";
+  outputs = { self, nixpkgs, system-manager }: { };
+}
+"#;
+
+/// A hand-written `flake.lock` (v7) with github inputs; `system-manager` follows the root's `nixpkgs`. Nix never
+/// fetches them for `flake metadata`, so the hashes need only be well-formed.
+fn flake_lock(nixpkgs: &str) -> String {
+    format!(
+        r#"{{
+  "nodes": {{
+    "nixpkgs": {{
+      "locked": {{"lastModified": 1795000000, "narHash": "sha256-Z1y2X3w4V5u6T7s8R9q0P1o2N3m4L5k6J7i8H9g0F1e=", "owner": "NixOS", "repo": "nixpkgs", "rev": "{nixpkgs}", "type": "github"}},
+      "original": {{"owner": "NixOS", "ref": "nixos-unstable", "repo": "nixpkgs", "type": "github"}}
+    }},
+    "root": {{"inputs": {{"nixpkgs": "nixpkgs", "system-manager": "system-manager"}}}},
+    "system-manager": {{
+      "inputs": {{"nixpkgs": ["nixpkgs"]}},
+      "locked": {{"lastModified": 1784505600, "narHash": "sha256-A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1v=", "owner": "numtide", "repo": "system-manager", "rev": "{SYSTEM_MANAGER}", "type": "github"}},
+      "original": {{"owner": "numtide", "repo": "system-manager", "type": "github"}}
+    }}
+  }},
+  "root": "root",
+  "version": 7
+}}
+"#
+    )
+}
+
+fn spec(param: &str, checkout: Option<&str>, extra: &str) -> String {
+    let checkout = checkout.map_or(String::new(), |c| format!(" checkout=\"{c}\""));
+    format!(
+        r#"stack "web" region="us-east-1"
+
+image "web" {{
+    base ssm="{param}"
+    nix installer="determinate" version="3.1.1"
+    flake "git+https://github.com/acme/infra.git" ref="main" output="systemConfigs.web"{checkout}
+    build "m7i.large"
+}}
+{extra}
+fleet "web" image="web" instance-type="m7i.large" {{
+    subnets "subnet-0a1b2c3d4e5f60718"
+    size min=1 max=2
+    rollout "rolling" max-batch=1 min-in-service=0
+}}
+"#
+    )
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// `infra/`: a git repository with the flake, committed at a fixed date by a fixed identity.
+    fn flake(&self, nixpkgs: &str) {
+        let infra = self.path("infra");
+        std::fs::create_dir_all(&infra).unwrap();
+        git(&infra, &["init", "-q"], "2026-11-20T10:00:00Z");
+        self.commit(nixpkgs, "2026-11-20T10:00:00Z");
+    }
+
+    fn commit(&self, nixpkgs: &str, date: &str) {
+        self.write("infra/flake.nix", FLAKE_NIX);
+        self.write("infra/flake.lock", &flake_lock(nixpkgs));
+        let infra = self.path("infra");
+        git(&infra, &["add", "-A"], date);
+        git(&infra, &["commit", "-q", "-m", "update"], date);
+    }
+
+    fn head(&self) -> String {
+        let out = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(self.path("infra"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The real binary in the fixture directory, with a fixed clock and no AWS settings from the caller.
+    fn bake(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bake"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("BAKE_NOW", NOW)
+            .env("NO_COLOR", "1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", self.path("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.path("no-aws-credentials"),
+            )
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION");
+        cmd
+    }
+
+    /// `bake` pointed at moto with moto's fake credentials.
+    fn bake_moto(&self, url: &str, args: &[&str]) -> Command {
+        let mut cmd = self.bake(args);
+        cmd.env("AWS_ENDPOINT_URL", url)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+        cmd
+    }
+
+    /// Replaces the fixture's path in output, so snapshots are the same on every machine.
+    fn clean(&self, text: &[u8]) -> String {
+        let text = String::from_utf8_lossy(text);
+        let dir = self.dir.path().to_string_lossy();
+        let canonical = std::fs::canonicalize(self.dir.path())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        text.replace(&canonical, "[TMP]").replace(&*dir, "[TMP]")
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("bake runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+/// A lock for `spec(PARAM, ...)` as an earlier `bake lock` would have written it, with a revision of our choosing.
+fn hand_lock(resolved_at: &str, rev: &str, extra_images: &str) -> String {
+    format!(
+        r#"{{
+  "version": 1,
+  "images": {{
+    {extra_images}"web": {{
+      "base": {{
+        "parameter": "{PARAM}",
+        "region": "us-east-1",
+        "ami": "ami-00000000000000001",
+        "parameter-version": 120,
+        "parameter-modified": "2026-06-01T12:00:00Z",
+        "resolved-at": "{resolved_at}"
+      }},
+      "flake": {{
+        "url": "git+https://github.com/acme/infra.git",
+        "ref": "main",
+        "rev": "{rev}",
+        "nar-hash": "sha256-q3Kx1mZ2s9Qm4a8b0Yc5d6E7f8G9h0I1j2K3l4M5n6o=",
+        "last-modified": 1795000000,
+        "resolved-at": "{resolved_at}",
+        "inputs": {{
+          "nixpkgs": {{
+            "url": "github:NixOS/nixpkgs/{NIXPKGS_1}",
+            "rev": "{NIXPKGS_1}",
+            "last-modified": 1795000000
+          }},
+          "system-manager": {{
+            "url": "github:numtide/system-manager/{SYSTEM_MANAGER}",
+            "rev": "{SYSTEM_MANAGER}"
+          }}
+        }}
+      }},
+      "installer": {{
+        "kind": "determinate",
+        "version": "3.1.1",
+        "url": "https://install.determinate.systems/nix/tag/v3.1.1"
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+const OLD_ENTRY: &str = r#""old": {
+      "base": {"parameter": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64", "region": "us-east-1",
+               "ami": "ami-0123456789abcdef0", "parameter-version": 1, "parameter-modified": "2026-01-01T00:00:00Z", "resolved-at": "2026-01-01T00:00:00Z"},
+      "flake": {"url": "git+https://github.com/acme/old.git", "rev": "5f0c6e0d2a8b4c1e9f3a7d6b2c8e4f1a0b9d3c7e", "nar-hash": "sha256-x", "last-modified": 1, "resolved-at": "2026-01-01T00:00:00Z", "inputs": {}},
+      "installer": {"kind": "determinate", "version": "3.1.1", "url": "https://install.determinate.systems/nix/tag/v3.1.1"}
+    },
+    "#;
+
+// ---- with moto and nix ---------------------------------------------------------------------------------------------
+
+#[test]
+fn lock_resolves_parameter_and_flake_then_compile_uses_them() {
+    let (Some(url), true) = (moto("lock_resolves"), nix("lock_resolves")) else {
+        return;
+    };
+    let f = Fixture::new();
+    f.flake(NIXPKGS_1);
+    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--timeout", "60"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 0, "{stderr}");
+    insta::assert_snapshot!("lock_first_run", stderr);
+    let lock = f.read("web.lock.json");
+    assert!(
+        lock.contains(&format!("\"rev\": \"{}\"", f.head())),
+        "{lock}"
+    );
+    insta::assert_snapshot!("lock_first_run_file", lock);
+
+    // Nothing to do: the file is left alone.
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl"]));
+    assert_eq!(code(&out), 0);
+    assert_eq!(f.clean(&out.stderr), "web.lock.json: up to date\n");
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
+    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+
+    // compile --locked builds exactly what the lock pins.
+    let out = run(&mut f.bake(&["compile", "web.kdl", "--locked", "-o", "out"]));
+    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+    let template = f.read("out/template.json");
+    assert!(template.contains("ami-0ac48d91c7d16772c"), "{template}");
+    let flake_ref = format!(
+        "git+https://github.com/acme/infra.git?ref=main&rev={}#systemConfigs.web",
+        f.head()
+    );
+    assert!(f.read("out/web.bootstrap.sh").contains(&flake_ref));
+    assert!(
+        f.read("out/web.bootstrap.sh")
+            .contains(&format!("github:numtide/system-manager/{SYSTEM_MANAGER}"))
+    );
+}
+
+#[test]
+fn update_prints_what_moved_and_touches_only_what_was_asked() {
+    let (Some(url), true) = (moto("update_diff"), nix("update_diff")) else {
+        return;
+    };
+    let f = Fixture::new();
+    f.flake(NIXPKGS_1);
+    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
+    // An older lock: another AMI and flake revision, resolved weeks ago.
+    f.write(
+        "web.lock.json",
+        &hand_lock("2026-10-01T00:00:00Z", OLD_REV, OLD_ENTRY),
+    );
+    f.commit(NIXPKGS_2, "2026-11-25T10:00:00Z");
+
+    // `--update base` re-resolves only the AMI; the flake entry stays as it was, the unused entry goes.
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update", "base"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 0, "{stderr}");
+    insta::assert_snapshot!("update_base", stderr);
+    let lock = f.read("web.lock.json");
+    assert!(
+        lock.contains(OLD_REV) && !lock.contains("\"old\""),
+        "{lock}"
+    );
+
+    // `--update flake` moves the revision and shows the inputs that moved.
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update", "flake"]));
+    let stderr = f.clean(&out.stderr).replace(&f.head()[..12], "[HEAD]");
+    assert_eq!(code(&out), 0, "{stderr}");
+    insta::assert_snapshot!("update_flake", stderr);
+    assert!(f.read("web.lock.json").contains(&f.head()));
+
+    // `--update` with nothing new: everything re-checked, nothing moved.
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update"]));
+    let stderr = f.clean(&out.stderr).replace(&f.head()[..12], "[HEAD]");
+    assert_eq!(code(&out), 0, "{stderr}");
+    insta::assert_snapshot!("update_all_unchanged", stderr);
+}
+
+#[test]
+fn failures_are_all_reported_and_the_lock_stays_byte_identical() {
+    let (Some(url), true) = (moto("failures"), nix("failures")) else {
+        return;
+    };
+    let f = Fixture::new();
+    f.flake(NIXPKGS_1);
+    let before = hand_lock(NOW, OLD_REV, "");
+    f.write("web.lock.json", &before);
+    // A wrong parameter name and a dirty checkout: both reported at once, nothing written.
+    f.write(
+        "web.kdl",
+        &spec(
+            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-9.9-x86_64",
+            Some("infra"),
+            "",
+        ),
+    );
+    f.write("infra/flake.nix", &format!("{FLAKE_NIX}# uncommitted\n"));
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 3, "{stderr}");
+    assert!(
+        stderr.contains("bake::lock::parameter_not_found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bake::lock::dirty"), "{stderr}");
+    insta::assert_snapshot!("failures_not_found_and_dirty", stderr);
+    assert_eq!(f.read("web.lock.json"), before);
+    let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".bake-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn an_unreadable_lock_is_an_error_unless_updating() {
+    let (Some(url), true) = (moto("unreadable_lock"), nix("unreadable_lock")) else {
+        return;
+    };
+    let f = Fixture::new();
+    f.flake(NIXPKGS_1);
+    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
+    f.write("web.lock.json", "{\"version\": 1, \"images\": {\n");
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl"]));
+    assert_eq!(code(&out), 1, "{}", f.clean(&out.stderr));
+    assert!(f.clean(&out.stderr).contains("bake::lock::invalid"));
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update"]));
+    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+    assert!(
+        bake::lock::Lock::from_json(&f.read("web.lock.json")).is_ok(),
+        "replaced by a valid lock"
+    );
+}
+
+// ---- with moto only ------------------------------------------------------------------------------------------------
+
+#[test]
+fn a_base_change_needs_only_ssm() {
+    let Some(url) = moto("base_change") else {
+        return;
+    };
+    let f = Fixture::new();
+    // No checkout at all: the flake entry is still valid, so nix is not asked.
+    f.write(
+        "web.kdl",
+        &spec(
+            "/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-6.12-x86_64",
+            None,
+            "",
+        ),
+    );
+    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 0, "{stderr}");
+    insta::assert_snapshot!("base_parameter_changed", stderr);
+    let lock = bake::lock::Lock::from_json(&f.read("web.lock.json")).unwrap();
+    let base = &lock.images["web"].base;
+    assert!(
+        base.parameter
+            .ends_with("al2023-ami-minimal-kernel-6.12-x86_64")
+    );
+    assert!(base.ami.starts_with("ami-") && base.ami != "ami-00000000000000001");
+    assert!(base.parameter_version > 0);
+    assert!(
+        bake::lock::time::parse_rfc3339(&base.parameter_modified).is_some(),
+        "{}",
+        base.parameter_modified
+    );
+    assert_eq!(base.resolved_at, NOW);
+    assert_eq!(lock.images["web"].flake.rev, OLD_REV);
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    // A listener that accepts connections (in the kernel's backlog) but never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let f = Fixture::new();
+    f.write(
+        "web.kdl",
+        &spec(
+            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64",
+            None,
+            "",
+        ),
+    );
+    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
+    let started = std::time::Instant::now();
+    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--timeout", "2"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 3, "{stderr}");
+    assert!(stderr.contains("timed out after 2s"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    drop(listener);
+}
+
+#[test]
+fn killing_bake_mid_lookup_leaves_the_old_lock() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let f = Fixture::new();
+    f.write(
+        "web.kdl",
+        &spec(
+            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64",
+            None,
+            "",
+        ),
+    );
+    let before = hand_lock(NOW, OLD_REV, "");
+    f.write("web.lock.json", &before);
+    let mut child = f
+        .bake_moto(&url, &["lock", "web.kdl", "--timeout", "60"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "bake is waiting for SSM"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(f.read("web.lock.json"), before);
+    let names: Vec<String> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with(".bake-")), "{names:?}");
+    drop(listener);
+}
+
+// ---- with nix only ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_dirty_checkout_is_refused() {
+    if !nix("dirty") {
+        return;
+    }
+    let f = Fixture::new();
+    f.flake(NIXPKGS_1);
+    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
+    let before = hand_lock(NOW, OLD_REV, "");
+    f.write("web.lock.json", &before);
+    f.write("infra/extra.nix", "{ }\n");
+    git(
+        &f.path("infra"),
+        &["add", "extra.nix"],
+        "2026-11-21T10:00:00Z",
+    );
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 3, "{stderr}");
+    insta::assert_snapshot!("dirty_checkout", stderr);
+    assert_eq!(f.read("web.lock.json"), before);
+}
+
+#[test]
+fn a_checkout_on_another_branch_warns() {
+    if !nix("other_branch") {
+        return;
+    }
+    let f = Fixture::new();
+    f.flake(NIXPKGS_1);
+    git(
+        &f.path("infra"),
+        &["checkout", "-q", "-b", "feature"],
+        "2026-11-20T10:00:00Z",
+    );
+    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
+    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 0, "a warning: {stderr}");
+    assert!(stderr.contains("bake::lock::checkout_ref"), "{stderr}");
+    assert!(stderr.contains("is on `feature`"), "{stderr}");
+}
+
+#[test]
+fn a_checkout_of_another_repository_warns() {
+    if !nix("other_remote") {
+        return;
+    }
+    let f = Fixture::new();
+    f.flake(NIXPKGS_1);
+    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
+    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
+    let infra = f.path("infra");
+    let date = "2026-11-20T10:00:00Z";
+    // The same repository over ssh: no warning.
+    git(
+        &infra,
+        &["remote", "add", "origin", "git@github.com:acme/infra.git"],
+        date,
+    );
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 0, "{stderr}");
+    assert!(!stderr.contains("checkout_remote"), "{stderr}");
+    // A fork: the locked commit may not exist at the spec's URL.
+    git(
+        &infra,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            "https://github.com/someone/fork.git",
+        ],
+        date,
+    );
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 0, "a warning: {stderr}");
+    insta::assert_snapshot!("checkout_of_another_repository", stderr);
+}
+
+// ---- no peers needed -------------------------------------------------------------------------------------------
+
+#[test]
+fn missing_nix_says_how_to_install_it() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.path("infra")).unwrap();
+    std::fs::create_dir_all(f.path("empty-bin")).unwrap();
+    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
+    let before = hand_lock(NOW, OLD_REV, "");
+    f.write("web.lock.json", &before);
+    let out = run(f
+        .bake(&["lock", "web.kdl", "--update", "flake"])
+        .env("PATH", f.path("empty-bin")));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 3, "{stderr}");
+    insta::assert_snapshot!("nix_missing", stderr);
+    assert_eq!(f.read("web.lock.json"), before);
+}
+
+#[test]
+fn a_missing_checkout_directory_is_reported() {
+    let f = Fixture::new();
+    f.write("web.kdl", &spec(PARAM, Some("../nowhere"), ""));
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 3, "{stderr}");
+    assert!(stderr.contains("bake::lock::checkout"), "{stderr}");
+}
+
+#[test]
+fn a_flake_without_checkout_cannot_be_locked() {
+    let f = Fixture::new();
+    f.write("web.kdl", &spec(PARAM, None, ""));
+    let out = run(&mut f.bake(&["lock", "web.kdl"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 1, "{stderr}");
+    insta::assert_snapshot!("needs_checkout", stderr);
+    assert!(!f.path("web.lock.json").exists());
+}
+
+#[test]
+fn no_credentials_is_a_clear_error() {
+    let f = Fixture::new();
+    f.write("web.kdl", &spec(PARAM, None, ""));
+    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
+    let out = run(f
+        .bake(&["lock", "web.kdl", "--update", "base"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 3, "{stderr}");
+    assert!(stderr.contains("bake::lock::aws"), "{stderr}");
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+}
+
+#[test]
+fn unused_entries_are_pruned_without_lookups() {
+    let f = Fixture::new();
+    f.write("web.kdl", &spec(PARAM, None, ""));
+    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, OLD_ENTRY));
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
+    assert_eq!(code(&out), 1);
+    insta::assert_snapshot!("check_unused_entry", f.clean(&out.stderr));
+    let out = run(&mut f.bake(&["lock", "web.kdl"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 0, "{stderr}");
+    insta::assert_snapshot!("prune_unused_entry", stderr);
+    assert_eq!(f.read("web.lock.json"), hand_lock(NOW, OLD_REV, ""));
+}
+
+#[test]
+fn check_reports_missing_and_stale_entries_without_writing() {
+    let f = Fixture::new();
+    // A second built image with no entry, and the first one's installer and parameter changed.
+    let extra = r#"
+image "api" {
+    base ssm="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.12-arm64"
+    nix installer="determinate" version="3.1.1"
+    flake "git+https://github.com/acme/infra.git" output="systemConfigs.api" checkout="infra"
+}
+"#;
+    let text = spec(
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64",
+        Some("infra"),
+        extra,
+    )
+    .replacen("version=\"3.1.1\"", "version=\"3.2.0\"", 1);
+    f.write("web.kdl", &text);
+    let before = hand_lock(NOW, OLD_REV, "");
+    f.write("web.lock.json", &before);
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 1, "{stderr}");
+    insta::assert_snapshot!("check_missing_and_stale", stderr);
+    assert_eq!(f.read("web.lock.json"), before);
+
+    // A missing lock file fails the check too.
+    std::fs::remove_file(f.path("web.lock.json")).unwrap();
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
+    assert_eq!(code(&out), 1);
+    assert!(!f.path("web.lock.json").exists());
+}
+
+#[test]
+fn status_shows_age_and_flags_old_and_stale_entries() {
+    let f = Fixture::new();
+    let extra = r#"
+image "legacy" {
+    base ami="ami-0123456789abcdef0"
+}
+image "api" {
+    base ssm="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.12-x86_64"
+    nix installer="determinate" version="3.1.1"
+    flake "git+https://github.com/acme/infra.git" output="systemConfigs.api" checkout="infra"
+}
+"#;
+    // The installer changed since the lock was written: STALE.
+    let text =
+        spec(PARAM, Some("infra"), extra).replacen("version=\"3.1.1\"", "version=\"3.2.0\"", 1);
+    f.write("web.kdl", &text);
+    f.write(
+        "web.lock.json",
+        &hand_lock("2026-10-01T12:00:00Z", OLD_REV, OLD_ENTRY),
+    );
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--status", "--max-age", "30"]));
+    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+    insta::assert_snapshot!("status", f.clean(&out.stdout));
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--status", "--max-age", "90"]));
+    let stdout = f.clean(&out.stdout);
+    assert!(!stdout.contains("OLD:"), "{stdout}");
+}
+
+#[test]
+fn usage_errors() {
+    let f = Fixture::new();
+    f.write(
+        "web.kdl",
+        &spec(
+            PARAM,
+            Some("infra"),
+            "image \"legacy\" {\n    base ami=\"ami-0123456789abcdef0\"\n}\n",
+        ),
+    );
+    for (args, needle) in [
+        (
+            &["lock", "web.kdl", "--update", "nope"][..],
+            "no built image `nope`; use `base`, `flake` or one of: web",
+        ),
+        (
+            &["lock", "web.kdl", "--update", "legacy"][..],
+            "image `legacy` is pinned",
+        ),
+        (
+            &["lock", "web.kdl", "--region", "eu-west-1"][..],
+            "AMI ids are per region",
+        ),
+        (
+            &["lock", "web.kdl", "--check", "--update"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let out = run(&mut f.bake(args));
+        let stderr = f.clean(&out.stderr);
+        assert_eq!(code(&out), 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    assert!(!f.path("web.lock.json").exists());
+}
+
+#[test]
+fn every_lock_code_is_documented() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lock.md")).unwrap();
+    for code in bake::diag::Code::ALL {
+        let name = code.as_str();
+        if name.starts_with("bake::lock::") {
+            assert!(
+                doc.contains(&format!("`{name}`")),
+                "docs/lock.md lacks {name}"
+            );
+        }
+    }
+}
