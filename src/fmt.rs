@@ -50,8 +50,8 @@ impl std::error::Error for FmtError {}
 
 /// The canonical text of a spec. `format(format(x)) == format(x)`.
 pub fn format(file: &SourceFile) -> Result<String, FmtError> {
-    if crate::lsp::context::max_depth(&file.text) > crate::lsp::context::MAX_DEPTH {
-        return Err(FmtError::Syntax(vec![crate::lsp::diagnostics::too_deep()]));
+    if let Some(d) = crate::spec::too_deep(&file.text) {
+        return Err(FmtError::Syntax(vec![d]));
     }
     let original = KdlDocument::parse(&file.text).map_err(|_| syntax_error(file))?;
     let mut doc = original.clone();

@@ -184,3 +184,27 @@ fn explain_prints_a_code() {
         Some(2)
     );
 }
+
+#[test]
+fn absurd_nesting_is_a_diagnostic_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = format!(
+        "stack \"web\" region=\"us-east-1\"\n{}{}",
+        "a {".repeat(20_000),
+        "}".repeat(20_000)
+    );
+    std::fs::write(dir.path().join("deep.kdl"), deep).unwrap();
+    for args in [
+        &["check", "deep.kdl"][..],
+        &["compile", "deep.kdl"],
+        &["fmt", "--check", "deep.kdl"],
+    ] {
+        let out = bake(args, dir.path());
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("nest more than 256 levels"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -60,9 +60,11 @@ fn templates_pass_cfn_lint_with_no_findings() {
         .args(&templates)
         .output()
         .unwrap();
+    let version = Command::new("cfn-lint").arg("--version").output().unwrap();
     assert!(
         output.status.success() && output.stdout.is_empty(),
-        "cfn-lint found problems:\n{}{}",
+        "{} (.ci/run installs 1.58.0) found problems:\n{}{}",
+        String::from_utf8_lossy(&version.stdout).trim(),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );

@@ -14,8 +14,8 @@ use crate::source::SourceFile;
 /// syntax errors are kdl's own.
 pub fn diagnose(uri: &Uri, file: &SourceFile, chunks: &mut Chunks) -> Vec<Diagnostic> {
     let index = LineIndex::new(&file.text);
-    if super::context::max_depth(&file.text) > super::context::MAX_DEPTH {
-        let d = too_deep();
+    // Checked before the piecewise parse too: kdl's parser recurses once per level.
+    if let Some(d) = crate::spec::too_deep(&file.text) {
         return vec![to_lsp(uri, &file.text, &index, &d)];
     }
     let (_, diags) = match chunks.parse(&file.text) {
@@ -72,18 +72,6 @@ pub fn to_lsp(uri: &Uri, text: &str, index: &LineIndex, d: &Diag) -> Diagnostic 
         related_information: (!related.is_empty()).then_some(related),
         ..Diagnostic::default()
     }
-}
-
-/// The diagnostic for a text nested too deeply to parse safely.
-pub fn too_deep() -> Diag {
-    Diag::error(
-        crate::diag::Code::Syntax,
-        format!(
-            "`{{ }}` blocks nest more than {} levels deep; bake does not parse this",
-            super::context::MAX_DEPTH
-        ),
-    )
-    .label(crate::source::span(0, 0), "here")
 }
 
 fn severity(s: Severity) -> DiagnosticSeverity {

@@ -4,6 +4,7 @@
 //! This stage never looks at meaning (sizes, references, architectures): that is `check`.
 
 pub mod grammar;
+pub mod lex;
 pub mod schema;
 mod shape;
 pub mod suggest;
@@ -17,6 +18,9 @@ pub use tree::{Item, Tree, Value};
 
 /// Parses a spec. Returns `None` for the tree when the text is not KDL at all (the syntax layer failed).
 pub fn parse(file: &SourceFile) -> (Option<Tree>, Vec<Diag>) {
+    if let Some(d) = too_deep(&file.text) {
+        return (None, vec![d]);
+    }
     match KdlDocument::parse(&file.text) {
         Ok(doc) => {
             let (tree, diags) = shape(&doc);
@@ -31,6 +35,22 @@ pub fn shape(doc: &KdlDocument) -> (Tree, Vec<Diag>) {
     let mut diags = Diags::default();
     let items = shape::check_document(doc, &mut diags);
     (Tree { items }, diags.into_vec())
+}
+
+/// kdl's parser recurses once per `{ }` level; text nested deeper than any spec could be is refused before it can
+/// exhaust the stack.
+pub fn too_deep(text: &str) -> Option<Diag> {
+    (lex::max_depth(text) > lex::MAX_DEPTH).then(|| {
+        Diag::error(
+            Code::Syntax,
+            format!(
+                "`{{ }}` blocks nest more than {} levels deep; bake does not parse this",
+                lex::MAX_DEPTH
+            ),
+        )
+        .label(crate::source::span(0, 0), "here")
+        .help("a bake spec nests three levels (fleet > rollout > checkpoints)")
+    })
 }
 
 /// Maps kdl's syntax errors into bake's, with hints for the mistakes KDL v2 makes easy.
