@@ -167,6 +167,24 @@ fn read_spec(path: &Path) -> Result<SourceFile, u8> {
     }
 }
 
+/// Reads and checks a spec; on errors, prints them and returns the exit code. Warnings are returned for the
+/// caller to print with the rest of its output.
+fn checked_spec(
+    path: &Path,
+    format: Format,
+    style: Style,
+) -> Result<(SourceFile, crate::check::plan::Plan, Vec<Diag>), u8> {
+    let file = read_spec(path)?;
+    let (plan, diags) = crate::check_source(&file);
+    match plan {
+        Some(plan) => Ok((file, plan, diags)),
+        None => {
+            report(&file, &diags, format, style);
+            Err(exit::SPEC)
+        }
+    }
+}
+
 /// Prints diagnostics in the chosen format. Human output goes to stderr, JSON to stdout.
 fn report(file: &SourceFile, diags: &[Diag], format: Format, style: Style) {
     match format {
@@ -246,14 +264,9 @@ fn lock_parse_diag(file: &SourceFile, e: &LockParseError) -> Diag {
 }
 
 fn compile(path: &Path, out: &Path, lock_path: Option<&Path>, format: Format, style: Style) -> u8 {
-    let file = match read_spec(path) {
-        Ok(f) => f,
+    let (file, plan, diags) = match checked_spec(path, format, style) {
+        Ok(checked) => checked,
         Err(code) => return code,
-    };
-    let (plan, diags) = crate::check_source(&file);
-    let Some(plan) = plan else {
-        report(&file, &diags, format, style);
-        return exit::SPEC;
     };
     let lock_path = lock_path.map_or_else(|| default_lock_path(path), Path::to_path_buf);
     let lock = match read_lock(&lock_path, format, style) {
@@ -374,14 +387,9 @@ fn lock_now() -> Result<i64, String> {
 fn lock_command(args: &LockArgs, style: Style) -> u8 {
     use crate::lock::resolve::{self, Failure, Request, Selection};
 
-    let file = match read_spec(&args.spec) {
-        Ok(f) => f,
+    let (file, plan, _warnings) = match checked_spec(&args.spec, Format::Human, style) {
+        Ok(checked) => checked,
         Err(code) => return code,
-    };
-    let (plan, diags) = crate::check_source(&file);
-    let Some(plan) = plan else {
-        report(&file, &diags, Format::Human, style);
-        return exit::SPEC;
     };
     let spec_name = file.name();
     let lock_path = args

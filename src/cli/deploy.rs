@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Format, exit, read_lock, read_spec, report};
+use super::{Format, checked_spec, exit, read_lock, report};
 use crate::deploy::cfn::{AwsCfn, AwsOptions};
 use crate::deploy::{self, Options, Target, Ui};
 use crate::diag::render::Style;
@@ -133,14 +133,9 @@ fn ask(question: &str) -> Option<bool> {
 
 fn run(verb: Verb, args: &StackArgs, options: Options, style: Style) -> u8 {
     let path: &Path = &args.spec;
-    let file = match read_spec(path) {
-        Ok(f) => f,
+    let (file, plan, diags) = match checked_spec(path, Format::Human, style) {
+        Ok(checked) => checked,
         Err(code) => return code,
-    };
-    let (plan, diags) = crate::check_source(&file);
-    let Some(plan) = plan else {
-        report(&file, &diags, Format::Human, style);
-        return exit::SPEC;
     };
     let lock_path = args
         .lock

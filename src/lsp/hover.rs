@@ -62,16 +62,7 @@ pub fn hover(text: &str, index: &LineIndex, offset: usize) -> Option<Hover> {
 pub fn node_markdown(path: &[&str], node: &Node) -> String {
     let mut out = format!("**`{}`**\n\n{}\n\n", path.join(" > "), node.doc);
     out.push('*');
-    out.push_str(if node.required {
-        "required"
-    } else {
-        "optional"
-    });
-    out.push_str(if node.repeatable {
-        ", may be repeated"
-    } else {
-        ", at most once"
-    });
+    out.push_str(node.occurrence());
     out.push('*');
     if !node.strategies.is_empty() {
         out.push_str(&format!(

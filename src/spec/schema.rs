@@ -102,6 +102,16 @@ impl Node {
         self.props.iter().find(|p| p.name == name)
     }
 
+    /// "required, may be repeated", "optional, at most once" ...: how often the node appears.
+    pub fn occurrence(&self) -> &'static str {
+        match (self.required, self.repeatable) {
+            (true, true) => "required, may be repeated",
+            (true, false) => "required, exactly once",
+            (false, true) => "optional, may be repeated",
+            (false, false) => "optional, at most once",
+        }
+    }
+
     pub fn child(&'static self, name: &str) -> Option<&'static Node> {
         self.children.iter().find(|c| c.name == name)
     }
@@ -687,18 +697,7 @@ fn write_node(out: &mut String, node: &Node, parents: &[&str]) {
     path.push(node.name);
     let _ = writeln!(out, "\n### `{}`\n", path.join(" > "));
     let _ = writeln!(out, "{}\n", node.doc);
-    let mut facts = Vec::new();
-    facts.push(if node.required {
-        "required"
-    } else {
-        "optional"
-    });
-    facts.push(if node.repeatable {
-        "may be repeated"
-    } else {
-        "at most once"
-    });
-    let _ = write!(out, "*{}*", facts.join(", "));
+    let _ = write!(out, "*{}*", node.occurrence());
     if !node.strategies.is_empty() {
         let _ = write!(
             out,
