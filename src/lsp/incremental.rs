@@ -179,4 +179,50 @@ mod tests {
             }
         }
     }
+
+    /// Edits as a user makes them — a line deleted, a line duplicated, a `{`, `}`, `"` or `/-` typed at the start of
+    /// a line — on every spec in the corpus: whenever the pieces parse, they give exactly what a full parse gives,
+    /// and whenever the whole text does not parse, neither do the pieces.
+    #[test]
+    fn piecewise_parsing_agrees_with_the_full_parse_after_edits() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut chunks = Chunks::default();
+        let mut compared = 0;
+        for d in ["specs", "tests/specs/err"] {
+            for entry in std::fs::read_dir(dir.join(d)).unwrap().flatten() {
+                if entry.path().extension().is_none_or(|x| x != "kdl") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                let lines: Vec<&str> = text.split_inclusive('\n').collect();
+                for i in 0..lines.len() {
+                    let mut edits = vec![
+                        [&lines[..i], &lines[i + 1..]].concat().concat(),
+                        [&lines[..=i], &lines[i..]].concat().concat(),
+                    ];
+                    for typed in ["{", "}", "\"", "/-"] {
+                        let mut edited = lines.clone();
+                        let line = format!("{typed}{}", lines[i]);
+                        edited[i] = &line;
+                        edits.push(edited.concat());
+                    }
+                    for edit in edits {
+                        // The previous text stays in the cache, as in the editor.
+                        chunks.parse(&text);
+                        match (KdlDocument::parse(&edit), chunks.parse(&edit)) {
+                            (Ok(full), Some(piecewise)) => {
+                                assert_eq!(all(&piecewise), all(&full), "{edit}");
+                                compared += 1;
+                            }
+                            (Err(_), Some(_)) => {
+                                panic!("pieces parse but the text does not:\n{edit}")
+                            }
+                            (_, None) => {}
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 500, "only {compared} edits compared");
+    }
 }
