@@ -811,7 +811,7 @@ mod tests {
         assert_eq!(key("/srv/infra"), None);
     }
 
-    #[tokio::test(flavor = "current_thread")]
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn lookups_are_shared_and_concurrent() {
         let p = plan(&format!(
             "{}{}",
@@ -822,13 +822,14 @@ mod tests {
             parameters: Cell::new(0),
             flakes: Cell::new(0),
         };
-        let started = std::time::Instant::now();
+        // The clock is paused and only moves when every task waits: elapsed time counts the sleeps exactly.
+        let started = tokio::time::Instant::now();
         let out = run_with(&p, &r).await;
         assert!(out.failure.is_none(), "{:?}", out.diags);
         // One lookup per distinct parameter and checkout, all at once.
         assert_eq!((r.parameters.get(), r.flakes.get()), (1, 1));
-        // Sequential lookups would take a second.
-        assert!(started.elapsed() < Duration::from_millis(950));
+        // Each lookup sleeps 500 ms: sequential lookups would take a second.
+        assert_eq!(started.elapsed(), Duration::from_millis(500));
         assert_eq!(out.lock.images.len(), 2);
         assert_eq!(out.lock.images["b"].flake.rev, REV);
         assert_eq!(
