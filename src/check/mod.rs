@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use crate::diag::{Code, Diag, Diags};
 use crate::source::{Span, Spanned};
 use crate::spec::grammar::parse_duration;
+use crate::spec::schema::code_list;
 use crate::spec::suggest::closest;
 use crate::spec::{Item, Tree};
 pub use arch::instance_arch;
@@ -524,11 +525,10 @@ fn fleet_plan(item: &Item, images: &[NamedImage], diags: &mut Diags) -> Option<F
                 Some(c) => d.label(r.span, format!("did you mean `{c}`?")),
                 None => d.label(r.span, "not defined in this spec"),
             };
-            let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-            diags.push(d.help(if listed.is_empty() {
+            diags.push(d.help(if names.is_empty() {
                 "define an `image` node with this name".to_owned()
             } else {
-                format!("images in this spec: {}", listed.join(", "))
+                format!("images in this spec: {}", code_list(names.iter().copied()))
             }));
         }
         found

@@ -5,7 +5,7 @@ use lsp_types::{Hover, HoverContents, MarkupContent, MarkupKind, Range};
 
 use super::context::{self, Kind};
 use super::convert::LineIndex;
-use crate::spec::schema::{self, Node, Prop};
+use crate::spec::schema::{self, Node, Prop, code_list};
 
 /// The hover at a byte offset of `text`, if the cursor is on something the schema documents.
 pub fn hover(text: &str, index: &LineIndex, offset: usize) -> Option<Hover> {
@@ -79,16 +79,12 @@ pub fn node_markdown(path: &[&str], node: &Node) -> String {
         ));
     }
     if !node.props.is_empty() {
-        let names: Vec<String> = node.props.iter().map(|p| format!("`{}`", p.name)).collect();
-        out.push_str(&format!("\n\nProperties: {}.", names.join(", ")));
+        let names = code_list(node.props.iter().map(|p| p.name));
+        out.push_str(&format!("\n\nProperties: {names}."));
     }
     if !node.children.is_empty() {
-        let names: Vec<String> = node
-            .children
-            .iter()
-            .map(|c| format!("`{}`", c.name))
-            .collect();
-        out.push_str(&format!("\n\nChildren: {}.", names.join(", ")));
+        let names = code_list(node.children.iter().map(|c| c.name));
+        out.push_str(&format!("\n\nChildren: {names}."));
     }
     out.push_str(&format!("\n\n```kdl\n{}\n```", node.example));
     out

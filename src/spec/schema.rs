@@ -670,6 +670,15 @@ const FLEET: Node = Node {
     )
 };
 
+/// Names as inline code, comma-separated: "`a`, `b`". For messages, hover and the reference.
+pub fn code_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Finds the schema node for a path of node names from the root, e.g. `["fleet", "rollout"]`.
 pub fn lookup(path: &[&str]) -> Option<&'static Node> {
     let (first, rest) = path.split_first()?;
@@ -760,12 +769,11 @@ fn write_node(out: &mut String, node: &Node, parents: &[&str]) {
         );
     }
     if !node.children.is_empty() {
-        let names: Vec<String> = node
-            .children
-            .iter()
-            .map(|c| format!("`{}`", c.name))
-            .collect();
-        let _ = writeln!(out, "Children: {}.", names.join(", "));
+        let _ = writeln!(
+            out,
+            "Children: {}.",
+            code_list(node.children.iter().map(|c| c.name))
+        );
     }
     for child in node.children {
         write_node(out, child, &path);

@@ -136,8 +136,10 @@ fn unknown_node(
             parent.map_or("", |p| p.name)
         ));
     } else {
-        let names: Vec<String> = allowed.iter().map(|n| format!("`{}`", n.name)).collect();
-        d = d.help(format!("allowed here: {}", names.join(", ")));
+        d = d.help(format!(
+            "allowed here: {}",
+            schema::code_list(allowed.iter().map(|n| n.name))
+        ));
     }
     d
 }
@@ -374,12 +376,10 @@ fn unknown_property(node: &str, key: &str, span: Span, schema: &'static schema::
             schema.example
         ))
     } else {
-        let names: Vec<String> = schema
-            .props
-            .iter()
-            .map(|p| format!("`{}`", p.name))
-            .collect();
-        d.help(format!("`{node}` takes {}", names.join(", ")))
+        d.help(format!(
+            "`{node}` takes {}",
+            schema::code_list(schema.props.iter().map(|p| p.name))
+        ))
     }
 }
 
