@@ -5,28 +5,43 @@
 //! plain HTTP (`curl`). Every test uses its own stack names and never resets moto (the server is shared).
 //!
 //! Peers: `BAKE_TEST_MOTO_URL` (e.g. `http://127.0.0.1:5000`), fake AWS credentials and `AWS_REGION` in the
-//! environment, `curl` on PATH. A test whose peer is absent prints why and passes, unless
-//! `BAKE_TEST_REQUIRE_PEERS=1` (CI), where it fails.
+//! environment, `curl` on PATH. A test whose peer is absent is reported as ignored with the reason, unless
+//! `BAKE_TEST_REQUIRE_PEERS=1` (CI), where it fails (tests/common/peers.rs).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+use common::peers::{Peer, Suite, moto_url};
+
+fn main() {
+    let mut suite = Suite::new();
+    let moto = &[Peer::Moto, Peer::Curl];
+    suite.test(
+        "create_update_noop_status_destroy",
+        moto,
+        create_update_noop_status_destroy,
+    );
+    suite.test(
+        "missing_subnet_fails_with_the_cause_and_leaves_nothing",
+        &[Peer::Moto],
+        missing_subnet_fails_with_the_cause_and_leaves_nothing,
+    );
+    suite.test(
+        "no_terminal_without_yes_changes_nothing",
+        moto,
+        no_terminal_without_yes_changes_nothing,
+    );
+    suite.test(
+        "unreachable_endpoint_is_an_environment_error",
+        &[],
+        unreachable_endpoint_is_an_environment_error,
+    );
+    suite.run()
+}
+
 /// The AMI moto's SSM public parameters name for AL2023 in us-east-1; moto's EC2 knows it.
 const AMI: &str = "ami-0d27e0fb3bac4d724";
-
-fn moto(test: &str) -> Option<String> {
-    match std::env::var("BAKE_TEST_MOTO_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "{test}: BAKE_TEST_MOTO_URL is not set, and BAKE_TEST_REQUIRE_PEERS=1"
-            );
-            eprintln!("skipping {test}: BAKE_TEST_MOTO_URL is not set (start moto_server)");
-            None
-        }
-    }
-}
 
 /// A subnet of moto's default VPC in us-east-1, via the EC2 query API. moto routes the request by the
 /// credential scope in the Authorization header and does not check the signature.
@@ -107,11 +122,8 @@ fn expect(out: &Output, code: i32, needle: &str) {
     assert!(all.contains(needle), "expected {needle:?} in\n{all}");
 }
 
-#[test]
 fn create_update_noop_status_destroy() {
-    let Some(url) = moto("create_update_noop_status_destroy") else {
-        return;
-    };
+    let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("life");
     let subnet = default_subnet(&url);
@@ -181,11 +193,8 @@ fn create_update_noop_status_destroy() {
     expect(&gone, 0, "does not exist");
 }
 
-#[test]
 fn missing_subnet_fails_with_the_cause_and_leaves_nothing() {
-    let Some(url) = moto("missing_subnet_fails_with_the_cause_and_leaves_nothing") else {
-        return;
-    };
+    let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("subnet");
     write_spec(dir.path(), &stack, "subnet-0123456789abcdef0", 2);
@@ -196,11 +205,8 @@ fn missing_subnet_fails_with_the_cause_and_leaves_nothing() {
     expect(&status, 0, "does not exist");
 }
 
-#[test]
 fn no_terminal_without_yes_changes_nothing() {
-    let Some(url) = moto("no_terminal_without_yes_changes_nothing") else {
-        return;
-    };
+    let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("notty");
     write_spec(dir.path(), &stack, &default_subnet(&url), 2);
@@ -210,7 +216,6 @@ fn no_terminal_without_yes_changes_nothing() {
     expect(&status, 0, "does not exist");
 }
 
-#[test]
 fn unreachable_endpoint_is_an_environment_error() {
     // No moto needed: nothing listens on port 9 of loopback.
     let dir = tempfile::tempdir().unwrap();

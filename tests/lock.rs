@@ -2,11 +2,111 @@
 //! on throw-away git flakes.
 //!
 //! Peers: `BAKE_TEST_MOTO_URL` names a running moto server (`moto_server -H 127.0.0.1 -p 5000`); `nix` must be on
-//! PATH. A test whose peer is absent prints why and passes, unless `BAKE_TEST_REQUIRE_PEERS=1` (CI), where it fails.
-//! Tests never reset moto: they only read the public parameters it ships.
+//! PATH. A test whose peer is absent is reported as ignored with the reason, unless `BAKE_TEST_REQUIRE_PEERS=1`
+//! (CI), where it fails (tests/common/peers.rs). Tests never reset moto: they only read the public parameters it
+//! ships.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+mod common;
+use common::peers::{Peer, Suite, moto_url};
+
+fn main() {
+    let mut suite = Suite::new();
+    suite.test(
+        "lock_resolves_parameter_and_flake_then_compile_uses_them",
+        &[Peer::Moto, Peer::Nix],
+        lock_resolves_parameter_and_flake_then_compile_uses_them,
+    );
+    suite.test(
+        "update_prints_what_moved_and_touches_only_what_was_asked",
+        &[Peer::Moto, Peer::Nix],
+        update_prints_what_moved_and_touches_only_what_was_asked,
+    );
+    suite.test(
+        "failures_are_all_reported_and_the_lock_stays_byte_identical",
+        &[Peer::Moto, Peer::Nix],
+        failures_are_all_reported_and_the_lock_stays_byte_identical,
+    );
+    suite.test(
+        "an_unreadable_lock_is_an_error_unless_updating",
+        &[Peer::Moto, Peer::Nix],
+        an_unreadable_lock_is_an_error_unless_updating,
+    );
+    suite.test(
+        "a_base_change_needs_only_ssm",
+        &[Peer::Moto],
+        a_base_change_needs_only_ssm,
+    );
+    suite.test(
+        "a_server_that_never_answers_times_out",
+        &[],
+        a_server_that_never_answers_times_out,
+    );
+    suite.test(
+        "killing_bake_mid_lookup_leaves_the_old_lock",
+        &[],
+        killing_bake_mid_lookup_leaves_the_old_lock,
+    );
+    suite.test(
+        "a_dirty_checkout_is_refused",
+        &[Peer::Nix],
+        a_dirty_checkout_is_refused,
+    );
+    suite.test(
+        "a_checkout_on_another_branch_warns",
+        &[Peer::Nix],
+        a_checkout_on_another_branch_warns,
+    );
+    suite.test(
+        "a_checkout_of_another_repository_warns",
+        &[Peer::Nix],
+        a_checkout_of_another_repository_warns,
+    );
+    suite.test(
+        "missing_nix_says_how_to_install_it",
+        &[],
+        missing_nix_says_how_to_install_it,
+    );
+    suite.test(
+        "a_missing_checkout_directory_is_reported",
+        &[],
+        a_missing_checkout_directory_is_reported,
+    );
+    suite.test(
+        "a_flake_without_checkout_cannot_be_locked",
+        &[],
+        a_flake_without_checkout_cannot_be_locked,
+    );
+    suite.test(
+        "no_credentials_is_a_clear_error",
+        &[],
+        no_credentials_is_a_clear_error,
+    );
+    suite.test(
+        "unused_entries_are_pruned_without_lookups",
+        &[],
+        unused_entries_are_pruned_without_lookups,
+    );
+    suite.test(
+        "check_reports_missing_and_stale_entries_without_writing",
+        &[],
+        check_reports_missing_and_stale_entries_without_writing,
+    );
+    suite.test(
+        "status_shows_age_and_flags_old_and_stale_entries",
+        &[],
+        status_shows_age_and_flags_old_and_stale_entries,
+    );
+    suite.test("usage_errors", &[], usage_errors);
+    suite.test(
+        "every_lock_code_is_documented",
+        &[],
+        every_lock_code_is_documented,
+    );
+    suite.run()
+}
 
 const NOW: &str = "2026-11-27T08:00:00Z";
 const PARAM: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.12-x86_64";
@@ -15,40 +115,6 @@ const NIXPKGS_2: &str = "9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b";
 const SYSTEM_MANAGER: &str = "48d47346e0c6ad05b6c869ea92649c47723d1cfc";
 /// A revision for hand-written locks; no checkout has it.
 const OLD_REV: &str = "5f0c6e0d2a8b4c1e9f3a7d6b2c8e4f1a0b9d3c7e";
-
-fn require_peers() -> bool {
-    std::env::var("BAKE_TEST_REQUIRE_PEERS").is_ok_and(|v| v == "1")
-}
-
-fn skip(test: &str, why: &str) {
-    assert!(
-        !require_peers(),
-        "{test}: {why}, and BAKE_TEST_REQUIRE_PEERS=1"
-    );
-    eprintln!("skipping {test}: {why}");
-}
-
-/// The moto endpoint, or `None` (after printing why) when the test should be skipped.
-fn moto(test: &str) -> Option<String> {
-    match std::env::var("BAKE_TEST_MOTO_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            skip(test, "BAKE_TEST_MOTO_URL is not set (start moto_server)");
-            None
-        }
-    }
-}
-
-fn nix(test: &str) -> bool {
-    let ok = Command::new("nix")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(test, "`nix` is not installed (apt-get install nix-bin)");
-    }
-    ok
-}
 
 /// A temporary directory holding a spec and (optionally) a git flake checkout in `infra/`.
 struct Fixture {
@@ -286,11 +352,8 @@ const OLD_ENTRY: &str = r#""old": {
 
 // ---- with moto and nix ---------------------------------------------------------------------------------------------
 
-#[test]
 fn lock_resolves_parameter_and_flake_then_compile_uses_them() {
-    let (Some(url), true) = (moto("lock_resolves"), nix("lock_resolves")) else {
-        return;
-    };
+    let url = moto_url();
     let f = Fixture::new();
     f.flake(NIXPKGS_1);
     f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
@@ -328,11 +391,8 @@ fn lock_resolves_parameter_and_flake_then_compile_uses_them() {
     );
 }
 
-#[test]
 fn update_prints_what_moved_and_touches_only_what_was_asked() {
-    let (Some(url), true) = (moto("update_diff"), nix("update_diff")) else {
-        return;
-    };
+    let url = moto_url();
     let f = Fixture::new();
     f.flake(NIXPKGS_1);
     f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
@@ -368,11 +428,8 @@ fn update_prints_what_moved_and_touches_only_what_was_asked() {
     insta::assert_snapshot!("update_all_unchanged", stderr);
 }
 
-#[test]
 fn failures_are_all_reported_and_the_lock_stays_byte_identical() {
-    let (Some(url), true) = (moto("failures"), nix("failures")) else {
-        return;
-    };
+    let url = moto_url();
     let f = Fixture::new();
     f.flake(NIXPKGS_1);
     let before = hand_lock(NOW, OLD_REV, "");
@@ -405,11 +462,8 @@ fn failures_are_all_reported_and_the_lock_stays_byte_identical() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
-#[test]
 fn an_unreadable_lock_is_an_error_unless_updating() {
-    let (Some(url), true) = (moto("unreadable_lock"), nix("unreadable_lock")) else {
-        return;
-    };
+    let url = moto_url();
     let f = Fixture::new();
     f.flake(NIXPKGS_1);
     f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
@@ -427,11 +481,8 @@ fn an_unreadable_lock_is_an_error_unless_updating() {
 
 // ---- with moto only ------------------------------------------------------------------------------------------------
 
-#[test]
 fn a_base_change_needs_only_ssm() {
-    let Some(url) = moto("base_change") else {
-        return;
-    };
+    let url = moto_url();
     let f = Fixture::new();
     // No checkout at all: the flake entry is still valid, so nix is not asked.
     f.write(
@@ -464,7 +515,6 @@ fn a_base_change_needs_only_ssm() {
     assert_eq!(lock.images["web"].flake.rev, OLD_REV);
 }
 
-#[test]
 fn a_server_that_never_answers_times_out() {
     // A listener that accepts connections (in the kernel's backlog) but never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -488,7 +538,6 @@ fn a_server_that_never_answers_times_out() {
     drop(listener);
 }
 
-#[test]
 fn killing_bake_mid_lookup_leaves_the_old_lock() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -527,11 +576,7 @@ fn killing_bake_mid_lookup_leaves_the_old_lock() {
 
 // ---- with nix only ---------------------------------------------------------------------------------------------
 
-#[test]
 fn a_dirty_checkout_is_refused() {
-    if !nix("dirty") {
-        return;
-    }
     let f = Fixture::new();
     f.flake(NIXPKGS_1);
     f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
@@ -550,11 +595,7 @@ fn a_dirty_checkout_is_refused() {
     assert_eq!(f.read("web.lock.json"), before);
 }
 
-#[test]
 fn a_checkout_on_another_branch_warns() {
-    if !nix("other_branch") {
-        return;
-    }
     let f = Fixture::new();
     f.flake(NIXPKGS_1);
     git(
@@ -571,11 +612,7 @@ fn a_checkout_on_another_branch_warns() {
     assert!(stderr.contains("is on `feature`"), "{stderr}");
 }
 
-#[test]
 fn a_checkout_of_another_repository_warns() {
-    if !nix("other_remote") {
-        return;
-    }
     let f = Fixture::new();
     f.flake(NIXPKGS_1);
     f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
@@ -611,7 +648,6 @@ fn a_checkout_of_another_repository_warns() {
 
 // ---- no peers needed -------------------------------------------------------------------------------------------
 
-#[test]
 fn missing_nix_says_how_to_install_it() {
     let f = Fixture::new();
     std::fs::create_dir_all(f.path("infra")).unwrap();
@@ -628,7 +664,6 @@ fn missing_nix_says_how_to_install_it() {
     assert_eq!(f.read("web.lock.json"), before);
 }
 
-#[test]
 fn a_missing_checkout_directory_is_reported() {
     let f = Fixture::new();
     f.write("web.kdl", &spec(PARAM, Some("../nowhere"), ""));
@@ -638,7 +673,6 @@ fn a_missing_checkout_directory_is_reported() {
     assert!(stderr.contains("bake::lock::checkout"), "{stderr}");
 }
 
-#[test]
 fn a_flake_without_checkout_cannot_be_locked() {
     let f = Fixture::new();
     f.write("web.kdl", &spec(PARAM, None, ""));
@@ -649,7 +683,6 @@ fn a_flake_without_checkout_cannot_be_locked() {
     assert!(!f.path("web.lock.json").exists());
 }
 
-#[test]
 fn no_credentials_is_a_clear_error() {
     let f = Fixture::new();
     f.write("web.kdl", &spec(PARAM, None, ""));
@@ -669,7 +702,6 @@ fn no_credentials_is_a_clear_error() {
     assert!(stderr.contains("no AWS credentials"), "{stderr}");
 }
 
-#[test]
 fn unused_entries_are_pruned_without_lookups() {
     let f = Fixture::new();
     f.write("web.kdl", &spec(PARAM, None, ""));
@@ -684,7 +716,6 @@ fn unused_entries_are_pruned_without_lookups() {
     assert_eq!(f.read("web.lock.json"), hand_lock(NOW, OLD_REV, ""));
 }
 
-#[test]
 fn check_reports_missing_and_stale_entries_without_writing() {
     let f = Fixture::new();
     // A second built image with no entry, and the first one's installer and parameter changed.
@@ -717,7 +748,6 @@ image "api" {
     assert!(!f.path("web.lock.json").exists());
 }
 
-#[test]
 fn status_shows_age_and_flags_old_and_stale_entries() {
     let f = Fixture::new();
     let extra = r#"
@@ -746,7 +776,6 @@ image "api" {
     assert!(!stdout.contains("OLD:"), "{stdout}");
 }
 
-#[test]
 fn usage_errors() {
     let f = Fixture::new();
     f.write(
@@ -783,7 +812,6 @@ fn usage_errors() {
     assert!(!f.path("web.lock.json").exists());
 }
 
-#[test]
 fn every_lock_code_is_documented() {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/lock.md")).unwrap();

@@ -1,8 +1,9 @@
 //! End to end with an LSP client nobody here wrote: Neovim's built-in client, headless, against the real
 //! `bake lsp` binary. The client script is `tests/lsp_e2e/nvim.lua`; it reports what it saw as JSON.
 //!
-//! Needs `nvim` 0.7 or later on PATH (Debian: `apt-get install -y neovim`). Without it the test prints why and
-//! passes, unless `BAKE_TEST_REQUIRE_PEERS=1` (CI), where a missing client is a failure.
+//! Needs `nvim` 0.7 or later on PATH (Debian: `apt-get install -y neovim`). Without it the test is reported as
+//! ignored with the reason, unless `BAKE_TEST_REQUIRE_PEERS=1` (CI), where a missing client is a failure
+//! (tests/common/peers.rs).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -10,29 +11,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn required() -> bool {
-    std::env::var("BAKE_TEST_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+mod common;
+use common::peers::{Peer, Suite};
+
+fn main() {
+    let mut suite = Suite::new();
+    suite.test(
+        "neovim_gets_diagnostics_hover_completion_and_formatting",
+        &[Peer::Nvim],
+        neovim_gets_diagnostics_hover_completion_and_formatting,
+    );
+    suite.run()
 }
 
-/// Skips (or fails in CI) when a peer is missing.
-fn missing(why: &str) {
-    if required() {
-        panic!("{why}, and BAKE_TEST_REQUIRE_PEERS=1");
-    }
-    println!("skipped: {why} (install Debian's `neovim` to run this test)");
-}
-
-#[test]
 fn neovim_gets_diagnostics_hover_completion_and_formatting() {
-    if Command::new("nvim")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        return missing("`nvim` is not on PATH");
-    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("web.kdl");
@@ -70,9 +62,12 @@ fn neovim_gets_diagnostics_hover_completion_and_formatting() {
         Ok(text) => serde_json::from_str(&text).unwrap(),
         Err(e) => panic!("nvim wrote no report ({e}); exit status {status}"),
     };
-    if report["too_old"] == Value::Bool(true) {
-        return missing("this Neovim has no built-in LSP client (0.7 or later is needed)");
-    }
+    // The suite checked the version (0.7 or later); a client without LSP here is a failure, not a skip.
+    assert_ne!(
+        report["too_old"],
+        Value::Bool(true),
+        "this Neovim has no built-in LSP client"
+    );
     assert!(
         report["error"].is_null(),
         "the client script failed: {}",

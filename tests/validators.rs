@@ -1,8 +1,9 @@
 //! The emitted artifacts against real validators: cfn-lint for every template, shellcheck for every script,
 //! and typed structures for the SSM Command document and the AWSTOE component (no offline validator exists).
 //!
-//! cfn-lint and shellcheck are installed by `.ci/run`. Without them a local run skips these tests with a message;
-//! with `BAKE_TEST_REQUIRE_PEERS=1` (set in CI) a missing tool fails the test.
+//! cfn-lint (1.58 or later) and shellcheck are installed by `scripts/peers.sh install`. Without them (or with an
+//! older cfn-lint) these tests are reported as ignored, with the reason; with `BAKE_TEST_REQUIRE_PEERS=1` (set in
+//! CI) they fail instead (tests/common/peers.rs).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,22 +12,55 @@ use std::process::Command;
 use serde::Deserialize;
 
 mod common;
+use common::peers::{Peer, Suite};
 use common::{compile, examples};
 
-/// Whether a validator is on PATH; fails instead of skipping when peers are required.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("BAKE_TEST_REQUIRE_PEERS").is_none(),
-            "{tool} is required (BAKE_TEST_REQUIRE_PEERS is set) but not on PATH"
-        );
-        eprintln!("SKIPPED: {tool} is not installed (see .ci/run)");
-    }
-    found
+fn main() {
+    let mut suite = Suite::new();
+    suite.test(
+        "templates_pass_cfn_lint_with_no_findings",
+        &[Peer::CfnLint],
+        templates_pass_cfn_lint_with_no_findings,
+    );
+    suite.test(
+        "cfn_lint_catches_a_broken_template",
+        &[Peer::CfnLint],
+        cfn_lint_catches_a_broken_template,
+    );
+    suite.test(
+        "scripts_pass_shellcheck",
+        &[Peer::Shellcheck],
+        scripts_pass_shellcheck,
+    );
+    suite.test(
+        "documents_have_the_ssm_and_awstoe_shapes",
+        &[],
+        documents_have_the_ssm_and_awstoe_shapes,
+    );
+    suite.test(
+        "peer_versions_are_read_and_compared",
+        &[],
+        peer_versions_are_read_and_compared,
+    );
+    suite.run()
+}
+
+/// The version check that turns a too-old cfn-lint into a skip, on the outputs the real tools print.
+fn peer_versions_are_read_and_compared() {
+    use common::peers::{CFN_LINT_MIN, parse_version};
+    assert_eq!(parse_version("cfn-lint 1.51.0\n"), Some((1, 51, 0)));
+    assert_eq!(
+        parse_version("NVIM v0.7.2\nBuild type: Release"),
+        Some((0, 7, 2))
+    );
+    assert_eq!(parse_version("nix (Nix) 2.8.0"), Some((2, 8, 0)));
+    assert_eq!(
+        parse_version("ShellCheck - shell script analysis tool\nversion: 0.9.0"),
+        Some((0, 9, 0))
+    );
+    assert_eq!(parse_version("3.3.30"), Some((3, 3, 30)));
+    assert_eq!(parse_version("no digits here"), None);
+    assert!((1, 51, 0) < CFN_LINT_MIN && (1, 58, 0) >= CFN_LINT_MIN && (1, 60, 1) > CFN_LINT_MIN);
 }
 
 fn write_artifacts(dir: &Path) -> Vec<(PathBuf, bake::emit::Artifacts)> {
@@ -44,11 +78,7 @@ fn write_artifacts(dir: &Path) -> Vec<(PathBuf, bake::emit::Artifacts)> {
         .collect()
 }
 
-#[test]
 fn templates_pass_cfn_lint_with_no_findings() {
-    if !have("cfn-lint") {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let outs = write_artifacts(dir.path());
     let templates: Vec<PathBuf> = outs.iter().map(|(o, _)| o.join("template.json")).collect();
@@ -70,12 +100,8 @@ fn templates_pass_cfn_lint_with_no_findings() {
     );
 }
 
-#[test]
 fn cfn_lint_catches_a_broken_template() {
     // The check above can fail: a template with a known error is reported.
-    if !have("cfn-lint") {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let outs = write_artifacts(dir.path());
     let path = outs[0].0.join("template.json");
@@ -87,11 +113,7 @@ fn cfn_lint_catches_a_broken_template() {
     assert!(!output.status.success());
 }
 
-#[test]
 fn scripts_pass_shellcheck() {
-    if !have("shellcheck") {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
     for (out, artifacts) in write_artifacts(dir.path()) {
@@ -180,7 +202,6 @@ struct ToeInputs {
     commands: Vec<String>,
 }
 
-#[test]
 fn documents_have_the_ssm_and_awstoe_shapes() {
     let mut seen = 0;
     for spec in examples() {
