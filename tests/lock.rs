@@ -7,7 +7,7 @@
 //! ships.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod common;
 use common::peers::{Peer, Suite, moto_url};
@@ -277,6 +277,45 @@ impl Fixture {
         cmd
     }
 
+    /// A scenario's starting point: a fresh directory whose `web.kdl` holds `spec`.
+    fn with_spec(spec: &str) -> Fixture {
+        let f = Fixture::new();
+        f.write("web.kdl", spec);
+        f
+    }
+
+    /// Adds the flake checkout `infra/` (nixpkgs at `NIXPKGS_1`, committed).
+    fn with_flake(self) -> Fixture {
+        self.flake(NIXPKGS_1);
+        self
+    }
+
+    /// Adds `web.lock.json`.
+    fn with_lock(self, lock: &str) -> Fixture {
+        self.write("web.lock.json", lock);
+        self
+    }
+
+    /// Runs `bake ARGS` offline (no AWS settings from the caller).
+    fn run(&self, args: &[&str]) -> Ran {
+        self.ran(&mut self.bake(args))
+    }
+
+    /// Runs `bake ARGS` against moto.
+    fn run_moto(&self, url: &str, args: &[&str]) -> Ran {
+        self.ran(&mut self.bake_moto(url, args))
+    }
+
+    /// Runs a command made by [`Fixture::bake`], with the fixture's path hidden in its output.
+    fn ran(&self, cmd: &mut Command) -> Ran {
+        let out = cmd.output().expect("bake runs");
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: self.clean(&out.stdout),
+            stderr: self.clean(&out.stderr),
+        }
+    }
+
     /// Replaces the fixture's path in output, so snapshots are the same on every machine.
     fn clean(&self, text: &[u8]) -> String {
         let text = String::from_utf8_lossy(text);
@@ -288,12 +327,24 @@ impl Fixture {
     }
 }
 
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("bake runs")
+/// What a `bake` run printed and how it exited, with `[TMP]` for the fixture's directory.
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
 }
 
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
+impl Ran {
+    /// Asserts the exit code (showing stderr when it differs) and returns stderr.
+    fn exits(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        &self.stderr
+    }
+}
+
+/// The lock an earlier `bake lock` wrote for `spec(PARAM, …)`: resolved now, at `OLD_REV`.
+fn current_lock() -> String {
+    hand_lock(NOW, OLD_REV, "")
 }
 
 /// A lock for `spec(PARAM, ...)` as an earlier `bake lock` would have written it, with a revision of our choosing.
@@ -354,13 +405,9 @@ const OLD_ENTRY: &str = r#""old": {
 
 fn lock_resolves_parameter_and_flake_then_compile_uses_them() {
     let url = moto_url();
-    let f = Fixture::new();
-    f.flake(NIXPKGS_1);
-    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--timeout", "60"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 0, "{stderr}");
-    insta::assert_snapshot!("lock_first_run", stderr);
+    let f = Fixture::with_spec(&spec(PARAM, Some("infra"), "")).with_flake();
+    let out = f.run_moto(&url, &["lock", "web.kdl", "--timeout", "60"]);
+    insta::assert_snapshot!("lock_first_run", out.exits(0));
     let lock = f.read("web.lock.json");
     assert!(
         lock.contains(&format!("\"rev\": \"{}\"", f.head())),
@@ -369,15 +416,13 @@ fn lock_resolves_parameter_and_flake_then_compile_uses_them() {
     insta::assert_snapshot!("lock_first_run_file", lock);
 
     // Nothing to do: the file is left alone.
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl"]));
-    assert_eq!(code(&out), 0);
-    assert_eq!(f.clean(&out.stderr), "web.lock.json: up to date\n");
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
-    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+    let out = f.run_moto(&url, &["lock", "web.kdl"]);
+    assert_eq!(out.exits(0), "web.lock.json: up to date\n");
+    f.run(&["lock", "web.kdl", "--check"]).exits(0);
 
     // compile --locked builds exactly what the lock pins.
-    let out = run(&mut f.bake(&["compile", "web.kdl", "--locked", "-o", "out"]));
-    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+    f.run(&["compile", "web.kdl", "--locked", "-o", "out"])
+        .exits(0);
     let template = f.read("out/template.json");
     assert!(template.contains("ami-0ac48d91c7d16772c"), "{template}");
     let flake_ref = format!(
@@ -393,21 +438,15 @@ fn lock_resolves_parameter_and_flake_then_compile_uses_them() {
 
 fn update_prints_what_moved_and_touches_only_what_was_asked() {
     let url = moto_url();
-    let f = Fixture::new();
-    f.flake(NIXPKGS_1);
-    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
     // An older lock: another AMI and flake revision, resolved weeks ago.
-    f.write(
-        "web.lock.json",
-        &hand_lock("2026-10-01T00:00:00Z", OLD_REV, OLD_ENTRY),
-    );
+    let f = Fixture::with_spec(&spec(PARAM, Some("infra"), ""))
+        .with_flake()
+        .with_lock(&hand_lock("2026-10-01T00:00:00Z", OLD_REV, OLD_ENTRY));
     f.commit(NIXPKGS_2, "2026-11-25T10:00:00Z");
 
     // `--update base` re-resolves only the AMI; the flake entry stays as it was, the unused entry goes.
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update", "base"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 0, "{stderr}");
-    insta::assert_snapshot!("update_base", stderr);
+    let out = f.run_moto(&url, &["lock", "web.kdl", "--update", "base"]);
+    insta::assert_snapshot!("update_base", out.exits(0));
     let lock = f.read("web.lock.json");
     assert!(
         lock.contains(OLD_REV) && !lock.contains("\"old\""),
@@ -415,38 +454,31 @@ fn update_prints_what_moved_and_touches_only_what_was_asked() {
     );
 
     // `--update flake` moves the revision and shows the inputs that moved.
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update", "flake"]));
-    let stderr = f.clean(&out.stderr).replace(&f.head()[..12], "[HEAD]");
-    assert_eq!(code(&out), 0, "{stderr}");
+    let out = f.run_moto(&url, &["lock", "web.kdl", "--update", "flake"]);
+    let stderr = out.exits(0).replace(&f.head()[..12], "[HEAD]");
     insta::assert_snapshot!("update_flake", stderr);
     assert!(f.read("web.lock.json").contains(&f.head()));
 
     // `--update` with nothing new: everything re-checked, nothing moved.
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update"]));
-    let stderr = f.clean(&out.stderr).replace(&f.head()[..12], "[HEAD]");
-    assert_eq!(code(&out), 0, "{stderr}");
+    let out = f.run_moto(&url, &["lock", "web.kdl", "--update"]);
+    let stderr = out.exits(0).replace(&f.head()[..12], "[HEAD]");
     insta::assert_snapshot!("update_all_unchanged", stderr);
 }
 
 fn failures_are_all_reported_and_the_lock_stays_byte_identical() {
     let url = moto_url();
-    let f = Fixture::new();
-    f.flake(NIXPKGS_1);
-    let before = hand_lock(NOW, OLD_REV, "");
-    f.write("web.lock.json", &before);
     // A wrong parameter name and a dirty checkout: both reported at once, nothing written.
-    f.write(
-        "web.kdl",
-        &spec(
-            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-9.9-x86_64",
-            Some("infra"),
-            "",
-        ),
-    );
+    let before = current_lock();
+    let f = Fixture::with_spec(&spec(
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-9.9-x86_64",
+        Some("infra"),
+        "",
+    ))
+    .with_flake()
+    .with_lock(&before);
     f.write("infra/flake.nix", &format!("{FLAKE_NIX}# uncommitted\n"));
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 3, "{stderr}");
+    let out = f.run_moto(&url, &["lock", "web.kdl", "--update"]);
+    let stderr = out.exits(3);
     assert!(
         stderr.contains("bake::lock::parameter_not_found"),
         "{stderr}"
@@ -464,15 +496,12 @@ fn failures_are_all_reported_and_the_lock_stays_byte_identical() {
 
 fn an_unreadable_lock_is_an_error_unless_updating() {
     let url = moto_url();
-    let f = Fixture::new();
-    f.flake(NIXPKGS_1);
-    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
-    f.write("web.lock.json", "{\"version\": 1, \"images\": {\n");
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl"]));
-    assert_eq!(code(&out), 1, "{}", f.clean(&out.stderr));
-    assert!(f.clean(&out.stderr).contains("bake::lock::invalid"));
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--update"]));
-    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+    let f = Fixture::with_spec(&spec(PARAM, Some("infra"), ""))
+        .with_flake()
+        .with_lock("{\"version\": 1, \"images\": {\n");
+    let out = f.run_moto(&url, &["lock", "web.kdl"]);
+    assert!(out.exits(1).contains("bake::lock::invalid"));
+    f.run_moto(&url, &["lock", "web.kdl", "--update"]).exits(0);
     assert!(
         bake::lock::Lock::from_json(&f.read("web.lock.json")).is_ok(),
         "replaced by a valid lock"
@@ -483,21 +512,15 @@ fn an_unreadable_lock_is_an_error_unless_updating() {
 
 fn a_base_change_needs_only_ssm() {
     let url = moto_url();
-    let f = Fixture::new();
     // No checkout at all: the flake entry is still valid, so nix is not asked.
-    f.write(
-        "web.kdl",
-        &spec(
-            "/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-6.12-x86_64",
-            None,
-            "",
-        ),
-    );
-    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 0, "{stderr}");
-    insta::assert_snapshot!("base_parameter_changed", stderr);
+    let f = Fixture::with_spec(&spec(
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-minimal-kernel-6.12-x86_64",
+        None,
+        "",
+    ))
+    .with_lock(&current_lock());
+    let out = f.run_moto(&url, &["lock", "web.kdl"]);
+    insta::assert_snapshot!("base_parameter_changed", out.exits(0));
     let lock = bake::lock::Lock::from_json(&f.read("web.lock.json")).unwrap();
     let base = &lock.images["web"].base;
     assert!(
@@ -515,24 +538,26 @@ fn a_base_change_needs_only_ssm() {
     assert_eq!(lock.images["web"].flake.rev, OLD_REV);
 }
 
+// ---- against a local listener that never answers -------------------------------------------------------------------
+
+/// A spec whose base parameter differs from the lock's, so `bake lock` must ask SSM.
+fn a_lookup_is_needed() -> Fixture {
+    Fixture::with_spec(&spec(
+        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64",
+        None,
+        "",
+    ))
+    .with_lock(&current_lock())
+}
+
 fn a_server_that_never_answers_times_out() {
     // A listener that accepts connections (in the kernel's backlog) but never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let f = Fixture::new();
-    f.write(
-        "web.kdl",
-        &spec(
-            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64",
-            None,
-            "",
-        ),
-    );
-    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
+    let f = a_lookup_is_needed();
     let started = std::time::Instant::now();
-    let out = run(&mut f.bake_moto(&url, &["lock", "web.kdl", "--timeout", "2"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 3, "{stderr}");
+    let out = f.run_moto(&url, &["lock", "web.kdl", "--timeout", "2"]);
+    let stderr = out.exits(3);
     assert!(stderr.contains("timed out after 2s"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     drop(listener);
@@ -541,17 +566,7 @@ fn a_server_that_never_answers_times_out() {
 fn killing_bake_mid_lookup_leaves_the_old_lock() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let f = Fixture::new();
-    f.write(
-        "web.kdl",
-        &spec(
-            "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64",
-            None,
-            "",
-        ),
-    );
-    let before = hand_lock(NOW, OLD_REV, "");
-    f.write("web.lock.json", &before);
+    let f = a_lookup_is_needed();
     let mut child = f
         .bake_moto(&url, &["lock", "web.kdl", "--timeout", "60"])
         .stderr(std::process::Stdio::null())
@@ -564,7 +579,7 @@ fn killing_bake_mid_lookup_leaves_the_old_lock() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(f.read("web.lock.json"), before);
+    assert_eq!(f.read("web.lock.json"), current_lock());
     let names: Vec<String> = std::fs::read_dir(f.dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -576,47 +591,41 @@ fn killing_bake_mid_lookup_leaves_the_old_lock() {
 
 // ---- with nix only ---------------------------------------------------------------------------------------------
 
+/// The spec with its checkout `infra/` and a current lock: what the nix-only scenarios start from.
+fn a_locked_checkout() -> Fixture {
+    Fixture::with_spec(&spec(PARAM, Some("infra"), ""))
+        .with_flake()
+        .with_lock(&current_lock())
+}
+
 fn a_dirty_checkout_is_refused() {
-    let f = Fixture::new();
-    f.flake(NIXPKGS_1);
-    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
-    let before = hand_lock(NOW, OLD_REV, "");
-    f.write("web.lock.json", &before);
+    let f = a_locked_checkout();
     f.write("infra/extra.nix", "{ }\n");
     git(
         &f.path("infra"),
         &["add", "extra.nix"],
         "2026-11-21T10:00:00Z",
     );
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 3, "{stderr}");
-    insta::assert_snapshot!("dirty_checkout", stderr);
-    assert_eq!(f.read("web.lock.json"), before);
+    let out = f.run(&["lock", "web.kdl", "--update", "flake"]);
+    insta::assert_snapshot!("dirty_checkout", out.exits(3));
+    assert_eq!(f.read("web.lock.json"), current_lock());
 }
 
 fn a_checkout_on_another_branch_warns() {
-    let f = Fixture::new();
-    f.flake(NIXPKGS_1);
+    let f = a_locked_checkout();
     git(
         &f.path("infra"),
         &["checkout", "-q", "-b", "feature"],
         "2026-11-20T10:00:00Z",
     );
-    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
-    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 0, "a warning: {stderr}");
+    let out = f.run(&["lock", "web.kdl", "--update", "flake"]);
+    let stderr = out.exits(0); // a warning
     assert!(stderr.contains("bake::lock::checkout_ref"), "{stderr}");
     assert!(stderr.contains("is on `feature`"), "{stderr}");
 }
 
 fn a_checkout_of_another_repository_warns() {
-    let f = Fixture::new();
-    f.flake(NIXPKGS_1);
-    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
-    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
+    let f = a_locked_checkout();
     let infra = f.path("infra");
     let date = "2026-11-20T10:00:00Z";
     // The same repository over ssh: no warning.
@@ -625,9 +634,8 @@ fn a_checkout_of_another_repository_warns() {
         &["remote", "add", "origin", "git@github.com:acme/infra.git"],
         date,
     );
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 0, "{stderr}");
+    let out = f.run(&["lock", "web.kdl", "--update", "flake"]);
+    let stderr = out.exits(0);
     assert!(!stderr.contains("checkout_remote"), "{stderr}");
     // A fork: the locked commit may not exist at the spec's URL.
     git(
@@ -640,84 +648,66 @@ fn a_checkout_of_another_repository_warns() {
         ],
         date,
     );
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 0, "a warning: {stderr}");
-    insta::assert_snapshot!("checkout_of_another_repository", stderr);
+    let out = f.run(&["lock", "web.kdl", "--update", "flake"]);
+    insta::assert_snapshot!("checkout_of_another_repository", out.exits(0));
 }
 
 // ---- no peers needed -------------------------------------------------------------------------------------------
 
 fn missing_nix_says_how_to_install_it() {
-    let f = Fixture::new();
+    let f = Fixture::with_spec(&spec(PARAM, Some("infra"), "")).with_lock(&current_lock());
     std::fs::create_dir_all(f.path("infra")).unwrap();
     std::fs::create_dir_all(f.path("empty-bin")).unwrap();
-    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
-    let before = hand_lock(NOW, OLD_REV, "");
-    f.write("web.lock.json", &before);
-    let out = run(f
-        .bake(&["lock", "web.kdl", "--update", "flake"])
-        .env("PATH", f.path("empty-bin")));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 3, "{stderr}");
-    insta::assert_snapshot!("nix_missing", stderr);
-    assert_eq!(f.read("web.lock.json"), before);
+    let out = f.ran(
+        f.bake(&["lock", "web.kdl", "--update", "flake"])
+            .env("PATH", f.path("empty-bin")),
+    );
+    insta::assert_snapshot!("nix_missing", out.exits(3));
+    assert_eq!(f.read("web.lock.json"), current_lock());
 }
 
 fn a_missing_checkout_directory_is_reported() {
-    let f = Fixture::new();
-    f.write("web.kdl", &spec(PARAM, Some("../nowhere"), ""));
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--update", "flake"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 3, "{stderr}");
+    let f = Fixture::with_spec(&spec(PARAM, Some("../nowhere"), ""));
+    let out = f.run(&["lock", "web.kdl", "--update", "flake"]);
+    let stderr = out.exits(3);
     assert!(stderr.contains("bake::lock::checkout"), "{stderr}");
 }
 
 fn a_flake_without_checkout_cannot_be_locked() {
-    let f = Fixture::new();
-    f.write("web.kdl", &spec(PARAM, None, ""));
-    let out = run(&mut f.bake(&["lock", "web.kdl"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 1, "{stderr}");
-    insta::assert_snapshot!("needs_checkout", stderr);
+    let f = Fixture::with_spec(&spec(PARAM, None, ""));
+    let out = f.run(&["lock", "web.kdl"]);
+    insta::assert_snapshot!("needs_checkout", out.exits(1));
     assert!(!f.path("web.lock.json").exists());
 }
 
 fn no_credentials_is_a_clear_error() {
-    let f = Fixture::new();
-    f.write("web.kdl", &spec(PARAM, None, ""));
-    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, ""));
-    let out = run(f
-        .bake(&["lock", "web.kdl", "--update", "base"])
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
-        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
-        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 3, "{stderr}");
+    let f = Fixture::with_spec(&spec(PARAM, None, "")).with_lock(&current_lock());
+    let out = f.ran(
+        f.bake(&["lock", "web.kdl", "--update", "base"])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    );
+    let stderr = out.exits(3);
     assert!(stderr.contains("bake::lock::aws"), "{stderr}");
     assert!(stderr.contains("no AWS credentials"), "{stderr}");
 }
 
 fn unused_entries_are_pruned_without_lookups() {
-    let f = Fixture::new();
-    f.write("web.kdl", &spec(PARAM, None, ""));
-    f.write("web.lock.json", &hand_lock(NOW, OLD_REV, OLD_ENTRY));
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
-    assert_eq!(code(&out), 1);
-    insta::assert_snapshot!("check_unused_entry", f.clean(&out.stderr));
-    let out = run(&mut f.bake(&["lock", "web.kdl"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 0, "{stderr}");
-    insta::assert_snapshot!("prune_unused_entry", stderr);
-    assert_eq!(f.read("web.lock.json"), hand_lock(NOW, OLD_REV, ""));
+    let f =
+        Fixture::with_spec(&spec(PARAM, None, "")).with_lock(&hand_lock(NOW, OLD_REV, OLD_ENTRY));
+    let out = f.run(&["lock", "web.kdl", "--check"]);
+    insta::assert_snapshot!("check_unused_entry", out.exits(1));
+    let out = f.run(&["lock", "web.kdl"]);
+    insta::assert_snapshot!("prune_unused_entry", out.exits(0));
+    assert_eq!(f.read("web.lock.json"), current_lock());
 }
 
 fn check_reports_missing_and_stale_entries_without_writing() {
-    let f = Fixture::new();
     // A second built image with no entry, and the first one's installer and parameter changed.
     let extra = r#"
 image "api" {
@@ -732,24 +722,18 @@ image "api" {
         extra,
     )
     .replacen("version=\"3.1.1\"", "version=\"3.2.0\"", 1);
-    f.write("web.kdl", &text);
-    let before = hand_lock(NOW, OLD_REV, "");
-    f.write("web.lock.json", &before);
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 1, "{stderr}");
-    insta::assert_snapshot!("check_missing_and_stale", stderr);
-    assert_eq!(f.read("web.lock.json"), before);
+    let f = Fixture::with_spec(&text).with_lock(&current_lock());
+    let out = f.run(&["lock", "web.kdl", "--check"]);
+    insta::assert_snapshot!("check_missing_and_stale", out.exits(1));
+    assert_eq!(f.read("web.lock.json"), current_lock());
 
     // A missing lock file fails the check too.
     std::fs::remove_file(f.path("web.lock.json")).unwrap();
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
-    assert_eq!(code(&out), 1);
+    f.run(&["lock", "web.kdl", "--check"]).exits(1);
     assert!(!f.path("web.lock.json").exists());
 }
 
 fn status_shows_age_and_flags_old_and_stale_entries() {
-    let f = Fixture::new();
     let extra = r#"
 image "legacy" {
     base ami="ami-0123456789abcdef0"
@@ -763,29 +747,21 @@ image "api" {
     // The installer changed since the lock was written: STALE.
     let text =
         spec(PARAM, Some("infra"), extra).replacen("version=\"3.1.1\"", "version=\"3.2.0\"", 1);
-    f.write("web.kdl", &text);
-    f.write(
-        "web.lock.json",
-        &hand_lock("2026-10-01T12:00:00Z", OLD_REV, OLD_ENTRY),
-    );
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--status", "--max-age", "30"]));
-    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
-    insta::assert_snapshot!("status", f.clean(&out.stdout));
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--status", "--max-age", "90"]));
-    let stdout = f.clean(&out.stdout);
-    assert!(!stdout.contains("OLD:"), "{stdout}");
+    let f =
+        Fixture::with_spec(&text).with_lock(&hand_lock("2026-10-01T12:00:00Z", OLD_REV, OLD_ENTRY));
+    let out = f.run(&["lock", "web.kdl", "--status", "--max-age", "30"]);
+    out.exits(0);
+    insta::assert_snapshot!("status", out.stdout);
+    let out = f.run(&["lock", "web.kdl", "--status", "--max-age", "90"]);
+    assert!(!out.stdout.contains("OLD:"), "{}", out.stdout);
 }
 
 fn usage_errors() {
-    let f = Fixture::new();
-    f.write(
-        "web.kdl",
-        &spec(
-            PARAM,
-            Some("infra"),
-            "image \"legacy\" {\n    base ami=\"ami-0123456789abcdef0\"\n}\n",
-        ),
-    );
+    let f = Fixture::with_spec(&spec(
+        PARAM,
+        Some("infra"),
+        "image \"legacy\" {\n    base ami=\"ami-0123456789abcdef0\"\n}\n",
+    ));
     for (args, needle) in [
         (
             &["lock", "web.kdl", "--update", "nope"][..],
@@ -804,10 +780,9 @@ fn usage_errors() {
             "cannot be used with",
         ),
     ] {
-        let out = run(&mut f.bake(args));
-        let stderr = f.clean(&out.stderr);
-        assert_eq!(code(&out), 2, "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        let out = f.run(args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
     }
     assert!(!f.path("web.lock.json").exists());
 }
