@@ -14,19 +14,8 @@ use crate::source::{SourceFile, display_path};
 
 mod deploy;
 
-/// Exit codes, as documented in the README.
-pub mod exit {
-    /// Success (warnings allowed).
-    pub const OK: u8 = 0;
-    /// The spec or its lock has problems; diagnostics were printed.
-    pub const SPEC: u8 = 1;
-    /// The command line was wrong (clap's own code).
-    pub const USAGE: u8 = 2;
-    /// The environment failed: a file could not be read or written, AWS or nix failed.
-    pub const ENV: u8 = 3;
-    /// An internal error: a bake bug.
-    pub const BUG: u8 = 70;
-}
+/// Exit codes live in `crate::exit`, beside nothing that runs: every module may name them.
+pub use crate::exit;
 
 #[derive(Debug, Parser)]
 #[command(

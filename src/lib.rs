@@ -15,6 +15,7 @@ pub mod cli;
 pub mod deploy;
 pub mod diag;
 pub mod emit;
+pub mod exit;
 pub mod fmt;
 pub mod fsio;
 pub mod lock;

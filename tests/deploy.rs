@@ -18,7 +18,8 @@ use bake::deploy::cfn::{
     Cfn, CfnError, ChangeSet, ChangeSetKind, ChangeSetRequest, ResourceChange, Stack, StackEvent,
 };
 use bake::deploy::events::{Category, SpecNode, clean_reason, root_cause, spec_node};
-use bake::deploy::{self, Options, Target, Ui, codes};
+use bake::deploy::{self, Options, Target, Ui};
+use bake::exit;
 use bake::lock::Lock;
 use bake::source::SourceFile;
 
@@ -610,7 +611,7 @@ async fn failed_update_names_the_root_cause_not_the_cascade() {
     let fake = failed_update_fake(&template);
     let mut s = session(None, false);
     let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, codes::FAILED);
+    assert_eq!(code, exit::FAILED);
     assert_eq!(fake.requests.borrow()[0].kind, ChangeSetKind::Update);
     let text = s.out.text();
     assert!(
@@ -631,7 +632,7 @@ async fn plan_explains_why_and_flags_replacements_and_iam() {
         ..Options::default()
     };
     let code = deploy::plan(&fake, &target(&plan, &template), options, &mut s.ui).await;
-    assert_eq!(code, codes::CHANGES);
+    assert_eq!(code, exit::CHANGES);
     assert!(
         fake.called("delete_change_set"),
         "a plan leaves no change set behind"
@@ -735,7 +736,7 @@ async fn declining_deletes_the_change_set_and_the_empty_stack() {
         &mut s.ui,
     )
     .await;
-    assert_eq!(code, codes::NOT_CONFIRMED);
+    assert_eq!(code, exit::NOT_CONFIRMED);
     assert!(fake.called("delete_change_set"));
     assert!(fake.called("delete_stack"));
     assert!(!fake.called("execute"));
@@ -758,7 +759,7 @@ async fn no_terminal_and_no_yes_refuses() {
         &mut s.ui,
     )
     .await;
-    assert_eq!(code, codes::NOT_CONFIRMED);
+    assert_eq!(code, exit::NOT_CONFIRMED);
     assert!(!fake.called("execute"));
     assert!(
         s.out
@@ -811,7 +812,7 @@ async fn server_dying_mid_watch_says_how_to_resume() {
     }
     let mut s = session(None, false);
     let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, bake::cli::exit::ENV);
+    assert_eq!(code, exit::ENV);
     insta::assert_snapshot!(s.out.text());
 }
 
@@ -824,7 +825,7 @@ async fn ctrl_c_stops_watching_without_cancelling() {
         ..first_create_fake()
     };
     let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, codes::INTERRUPTED);
+    assert_eq!(code, exit::INTERRUPTED);
     assert!(!fake.called("delete"), "nothing is cancelled or deleted");
     let text = s.out.text();
     assert!(
@@ -850,7 +851,7 @@ async fn execute_rejected_is_terminal_and_removes_the_empty_stack() {
     };
     let mut s = session(None, false);
     let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, codes::FAILED);
+    assert_eq!(code, exit::FAILED);
     assert!(fake.called("delete_stack"));
     assert_eq!(fake.polled.get(), 0, "nothing to watch");
     insta::assert_snapshot!(s.out.text());
@@ -865,7 +866,7 @@ async fn rolled_back_create_must_be_destroyed_first() {
     };
     let mut s = session(None, false);
     let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, codes::FAILED);
+    assert_eq!(code, exit::FAILED);
     assert!(!fake.called("create_change_set"));
     assert!(
         s.out
@@ -883,7 +884,7 @@ async fn busy_stack_is_left_alone() {
     };
     let mut s = session(None, false);
     let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, bake::cli::exit::ENV);
+    assert_eq!(code, exit::ENV);
     assert!(s.out.text().contains("`bake status specs/web.kdl --watch`"));
 }
 
@@ -894,7 +895,7 @@ async fn oversized_template_is_refused_before_any_call() {
     let fake = FakeCfn::default();
     let mut s = session(None, false);
     let code = deploy::deploy(&fake, &target(&plan, &big), YES, &mut s.ui).await;
-    assert_eq!(code, bake::cli::exit::SPEC);
+    assert_eq!(code, exit::SPEC);
     assert!(fake.calls.borrow().is_empty());
     assert!(
         s.out
@@ -1078,7 +1079,7 @@ async fn destroy_without_terminal_refuses() {
         &mut s.ui,
     )
     .await;
-    assert_eq!(code, codes::NOT_CONFIRMED);
+    assert_eq!(code, exit::NOT_CONFIRMED);
     assert!(!fake.called("delete_stack"));
 }
 

@@ -209,7 +209,7 @@ fn run(verb: Verb, args: &StackArgs, options: Options, style: Style) -> u8 {
             if tokio::signal::ctrl_c().await.is_ok() {
                 if !watching.load(Ordering::SeqCst) {
                     eprintln!("\ninterrupted");
-                    std::process::exit(i32::from(deploy::codes::INTERRUPTED));
+                    std::process::exit(i32::from(exit::INTERRUPTED));
                 }
                 flag.store(true, Ordering::SeqCst);
             }
