@@ -29,6 +29,9 @@ struct Cli {
     /// When to use colour in diagnostics.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// Print the full report of AWS errors (the SDK's own chain of causes) under the one-line message.
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -117,6 +120,10 @@ pub fn main() -> ExitCode {
         color,
         ..Style::PLAIN
     };
+    let output = deploy::Output {
+        style,
+        verbose: cli.verbose,
+    };
     let code = match cli.command {
         Command::Check { spec, format } => check(&spec, format, style),
         Command::Compile {
@@ -130,10 +137,10 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt_command(&args, style),
         Command::Lsp { stdio: _ } => lsp_command(),
         Command::Explain { code } => explain(code.as_deref()),
-        Command::Plan(args) => deploy::plan(&args, style),
-        Command::Deploy(args) => deploy::deploy(&args, style),
-        Command::Status(args) => deploy::status(&args, style),
-        Command::Destroy(args) => deploy::destroy(&args, style),
+        Command::Plan(args) => deploy::plan(&args, output),
+        Command::Deploy(args) => deploy::deploy(&args, output),
+        Command::Status(args) => deploy::status(&args, output),
+        Command::Destroy(args) => deploy::destroy(&args, output),
         Command::Schema => {
             print!("{}", crate::spec::schema::reference_markdown());
             exit::OK
@@ -509,6 +516,7 @@ fn lock_command(args: &LockArgs, style: Style) -> u8 {
         let resolver = crate::lock::live::LiveResolver::new(
             &plan.stack.region,
             args.profile.as_deref().filter(|_| needs_aws),
+            std::time::Duration::from_secs(args.timeout),
         )
         .await;
         resolve::run(&request, &resolver).await

@@ -10,6 +10,7 @@
 //! Every stage before `emit` reports all the problems it finds as `diag::Diag`s with spans into the spec.
 //! Only `cli` touches files, the terminal and the process exit code.
 
+pub mod aws;
 pub mod check;
 pub mod cli;
 pub mod deploy;

@@ -7,7 +7,7 @@ use super::events::{clean_reason, next_step};
 use super::plan::{print_no_changes, print_plan};
 use super::prepare::{Prepared, cleanup, prepare};
 use super::watch::{Goal, baseline, finish, watch};
-use super::{Options, Target, Ui, env_error};
+use super::{Options, Target, Ui, busy, env_error};
 use crate::exit;
 
 /// `bake deploy`: plan, confirm, execute, watch, explain.
@@ -15,8 +15,8 @@ pub async fn deploy<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: 
     let stack = target.stack().to_owned();
     let (change_set, stack_id, create, planned) = match prepare(cfn, target, ui).await {
         Err(code) => return code,
-        Ok(Prepared::NoChanges(why)) => {
-            print_no_changes(ui, &stack, why);
+        Ok(Prepared::NoChanges { why, stack_id }) => {
+            print_no_changes(ui, target, &stack_id, why);
             return exit::OK;
         }
         Ok(Prepared::Changes {
@@ -26,25 +26,26 @@ pub async fn deploy<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: 
             planned,
         }) => (change_set, stack_id, create, planned),
     };
-    print_plan(ui, &stack, create, &planned);
+    print_plan(ui, target, &stack_id, create, &planned);
     if !options.yes {
         let question = format!(
             "Deploy these changes to stack {stack} in {}?",
-            target.plan.stack.region
+            target.place(&stack_id)
         );
         match (ui.confirm)(&question) {
             Some(true) => {}
             answer => {
                 cleanup(cfn, &stack_id, &change_set, create, ui).await;
-                ui.say(match answer {
-                    None => "error: no terminal to confirm on; pass --yes to deploy without confirmation. Nothing was changed.",
-                    _ => "Declined. The change set was deleted; nothing was changed.",
-                });
+                match answer {
+                    None => ui.error("error: no terminal to confirm on; pass --yes to deploy without confirmation. Nothing was changed."),
+                    _ => ui.say("Declined. The change set was deleted; nothing was changed."),
+                }
                 return exit::NOT_CONFIRMED;
             }
         }
     }
     let baseline = baseline(cfn, &stack_id).await;
+    ui.mark_started();
     if let Err(e) = cfn
         .execute_change_set(&stack_id, &change_set, options.no_rollback)
         .await
@@ -58,8 +59,8 @@ pub async fn deploy<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: 
         ));
         return exit::OK;
     }
-    let end = watch(cfn, &stack_id, &stack, baseline, ui).await;
-    finish(target, ui, end, Goal::Deploy)
+    let end = watch(cfn, &stack_id, &stack, baseline, options.timeout, ui).await;
+    finish(target, &stack_id, ui, end, Goal::Deploy)
 }
 
 /// Execution failed at the API call itself (moto reports resource errors this way; AWS reports validation
@@ -75,6 +76,10 @@ async fn rejected<C: Cfn>(
     if let CfnError::Transport(_) = e {
         return env_error(ui, "cannot execute the change set", e);
     }
+    // Another operation started between the plan and the execution: busy, as when bake sees it first.
+    if let Some(status) = e.busy_status() {
+        return busy(ui, target, &status, stack_id);
+    }
     let mut status = match cfn.describe_stack(stack_id).await {
         Ok(Some(s)) => s.status,
         _ => "unknown".to_owned(),
@@ -89,8 +94,9 @@ async fn rejected<C: Cfn>(
     };
     ui.json_line(&json!({"type": "result", "ok": false, "status": status, "root_cause": {"message": message}}));
     ui.say(format!(
-        "\nDeployment of stack {} failed: CloudFormation rejected the execution:\n  {message}\nStack {} is {status}.\n  next: {}",
+        "\nDeployment of stack {} in {} failed: CloudFormation rejected the execution:\n  {message}\nStack {} is {status}.\n  next: {}",
         target.stack(),
+        target.place(stack_id),
         target.stack(),
         next_step(&status, &target.spec, target.stack())
     ));

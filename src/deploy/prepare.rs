@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::cfn::{self, Cfn, CfnError, ChangeSetKind, ChangeSetRequest};
 use super::changeset;
 use super::events::{Category, clean_reason, next_step};
-use super::{Target, Ui, env_error};
+use super::{Target, Ui, busy, env_error};
+use crate::aws::{Failure, Kind};
 use crate::exit;
 
 /// CloudFormation's limit for an inline `TemplateBody`.
@@ -21,7 +22,11 @@ pub(super) fn is_no_change(reason: &str) -> bool {
 
 /// A change set ready to execute, or the news that there is nothing to do.
 pub(super) enum Prepared {
-    NoChanges(&'static str),
+    NoChanges {
+        why: &'static str,
+        /// The stack's id, when it exists (for the account in messages).
+        stack_id: String,
+    },
     Changes {
         change_set: String,
         stack_id: String,
@@ -39,11 +44,27 @@ fn same_tags(a: &[(String, String)], b: &[(String, String)]) -> bool {
     a == b
 }
 
-fn change_set_name() -> String {
-    let ms = std::time::SystemTime::now()
+/// A change-set name no other run picks, and that says which run made it: `bake-20261201T094100Z-4242-9f3a1c7e`
+/// (UTC time, process id, 32 random bits). CloudFormation's grammar is `[a-zA-Z][-a-zA-Z0-9]*`, at most 128.
+pub fn change_set_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    format!("bake-{ms}")
+        .unwrap_or_default();
+    let secs = i64::try_from(now.as_secs()).unwrap_or(0);
+    let time: String = crate::lock::time::rfc3339(secs)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    // `RandomState` is seeded from the operating system's randomness; hashing the clock and a counter into it
+    // gives distinct values within one process too.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(now.as_nanos());
+    h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    let random = h.finish() as u32;
+    format!("bake-{time}-{}-{random:08x}", std::process::id())
 }
 
 pub(super) async fn prepare<C: Cfn>(
@@ -53,7 +74,7 @@ pub(super) async fn prepare<C: Cfn>(
 ) -> Result<Prepared, u8> {
     let stack = target.stack();
     if target.template.len() > TEMPLATE_BODY_MAX {
-        ui.say(format!(
+        ui.error(format!(
             "error: the template is {} bytes; CloudFormation takes at most {TEMPLATE_BODY_MAX} bytes inline.\n  \
              help: the inline scripts count towards the limit: move large scripts into the flake, or split fleets into \
              several specs (uploading templates to S3 is not supported yet)",
@@ -72,13 +93,7 @@ pub(super) async fn prepare<C: Cfn>(
         Some(s) if s.status == "REVIEW_IN_PROGRESS" => true,
         Some(s) => {
             match Category::of(&s.status) {
-                Category::InProgress => {
-                    ui.say(format!(
-                        "error: stack {stack} is busy ({}); wait for it: `bake status {} --watch`",
-                        s.status, target.spec
-                    ));
-                    return Err(exit::ENV);
-                }
+                Category::InProgress => return Err(busy(ui, target, &s.status, &s.id)),
                 _ if matches!(
                     s.status.as_str(),
                     "ROLLBACK_COMPLETE"
@@ -88,8 +103,9 @@ pub(super) async fn prepare<C: Cfn>(
                         | "UPDATE_ROLLBACK_FAILED"
                 ) =>
                 {
-                    ui.say(format!(
-                        "error: stack {stack} is in {} and cannot be updated\n  help: {}",
+                    ui.error(format!(
+                        "error: stack {stack} in {} is in {} and cannot be updated\n  help: {}",
+                        target.place(&s.id),
                         s.status,
                         next_step(&s.status, &target.spec, stack)
                     ));
@@ -104,7 +120,10 @@ pub(super) async fn prepare<C: Cfn>(
                 && old_template == new_template
                 && same_tags(&s.tags, &target.plan.stack.tags)
             {
-                return Ok(Prepared::NoChanges("the deployed template is identical"));
+                return Ok(Prepared::NoChanges {
+                    why: "the deployed template is identical",
+                    stack_id: s.id.clone(),
+                });
             }
             false
         }
@@ -123,7 +142,14 @@ pub(super) async fn prepare<C: Cfn>(
     let (id, stack_id) = match cfn.create_change_set(&request).await {
         Ok(ids) => ids,
         Err(CfnError::Service { message, .. }) if is_no_change(&message) => {
-            return Ok(Prepared::NoChanges("CloudFormation found no changes"));
+            return Ok(Prepared::NoChanges {
+                why: "CloudFormation found no changes",
+                stack_id: existing.map(|s| s.id).unwrap_or_default(),
+            });
+        }
+        Err(e) if let Some(status) = e.busy_status() => {
+            let id = existing.as_ref().map_or("", |s| s.id.as_str());
+            return Err(busy(ui, target, &status, id));
         }
         Err(e) => return Err(env_error(ui, "cannot create a change set", &e)),
     };
@@ -135,9 +161,12 @@ pub(super) async fn prepare<C: Cfn>(
         let reason = set.status_reason.clone().unwrap_or_default();
         cleanup(cfn, &stack_id, &id, create, ui).await;
         if is_no_change(&reason) {
-            return Ok(Prepared::NoChanges("CloudFormation found no changes"));
+            return Ok(Prepared::NoChanges {
+                why: "CloudFormation found no changes",
+                stack_id,
+            });
         }
-        ui.say(format!(
+        ui.error(format!(
             "error: CloudFormation rejected the change set: {}",
             clean_reason(&reason)
         ));
@@ -164,8 +193,11 @@ pub(super) async fn prepare<C: Cfn>(
     })
 }
 
-/// Waits for a change set to be created. Our own loop: the SDK's waiter treats `FAILED`, which is how
-/// CloudFormation says "no changes", as an error.
+/// How long a change set may stay `CREATE_PENDING`/`CREATE_IN_PROGRESS` (large templates take a minute or two).
+const CHANGE_SET_PATIENCE: Duration = Duration::from_secs(600);
+
+/// Waits for a change set to be created, at most [`CHANGE_SET_PATIENCE`]. Our own loop: the SDK's waiter treats
+/// `FAILED`, which is how CloudFormation says "no changes", as an error.
 async fn poll_change_set<C: Cfn>(
     cfn: &C,
     stack: &str,
@@ -173,7 +205,18 @@ async fn poll_change_set<C: Cfn>(
 ) -> Result<cfn::ChangeSet, CfnError> {
     let mut delay = Duration::from_millis(100);
     let mut throttled = 0;
+    let started = tokio::time::Instant::now();
     loop {
+        if started.elapsed() > CHANGE_SET_PATIENCE {
+            return Err(CfnError::Transport(Failure::new(
+                Kind::Timeout,
+                format!(
+                    "change set {id} was still being created after {} min; look with \
+                     `aws cloudformation describe-change-set --stack-name {stack} --change-set-name {id}`",
+                    CHANGE_SET_PATIENCE.as_secs() / 60
+                ),
+            )));
+        }
         match cfn.describe_change_set(stack, id).await {
             Ok(set) if !matches!(set.status.as_str(), "CREATE_PENDING" | "CREATE_IN_PROGRESS") => {
                 return Ok(set);
@@ -193,10 +236,10 @@ async fn poll_change_set<C: Cfn>(
 /// Deletes a change set that will not be executed, and the empty stack a CREATE change set left behind.
 pub(super) async fn cleanup<C: Cfn>(cfn: &C, stack: &str, id: &str, create: bool, ui: &mut Ui) {
     if let Err(e) = cfn.delete_change_set(stack, id).await {
-        ui.say(format!("warning: could not delete change set {id}: {e}"));
+        ui.error(format!("warning: could not delete change set {id}: {e}"));
     }
     if create && let Err(e) = cfn.delete_stack(stack).await {
-        ui.say(format!(
+        ui.error(format!(
             "warning: could not delete the empty stack {stack}: {e}"
         ));
     }

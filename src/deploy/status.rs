@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::cfn::Cfn;
 use super::events::{Category, clean_reason, next_step};
 use super::watch::{Baseline, Goal, finish, print_outputs, watch};
-use super::{Options, Target, Ui, env_error};
+use super::{Options, Target, Ui, account_of, env_error};
 use crate::exit;
 
 /// `bake status`: the stack's state, outputs and AMIs, whether it runs the spec as compiled now, and (with
@@ -17,17 +17,21 @@ pub async fn status<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: 
     let s = match cfn.describe_stack(&stack).await {
         Ok(Some(s)) => s,
         Ok(None) => {
-            ui.json_line(&json!({"stack": stack, "exists": false}));
+            ui.json_line(&json!({"stack": stack, "region": target.region, "exists": false}));
             ui.say(format!(
                 "Stack {stack} does not exist in {}; `bake deploy {}` creates it.",
-                target.plan.stack.region, target.spec
+                target.region, target.spec
             ));
             return exit::OK;
         }
         Err(e) => return env_error(ui, &format!("cannot describe stack {stack}"), &e),
     };
     if options.watch && Category::of(&s.status) == Category::InProgress {
-        ui.say(format!("Stack {stack} is {}; watching.", s.status));
+        ui.say(format!(
+            "Stack {stack} in {} is {}; watching.",
+            target.place(&s.id),
+            s.status
+        ));
         let baseline = Baseline {
             since_ms: 0,
             seen: HashSet::new(),
@@ -42,8 +46,8 @@ pub async fn status<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: 
         } else {
             Goal::Deploy
         };
-        let end = watch(cfn, &s.id, &stack, baseline, ui).await;
-        return finish(target, ui, end, goal);
+        let end = watch(cfn, &s.id, &stack, baseline, options.timeout, ui).await;
+        return finish(target, &s.id, ui, end, goal);
     }
     let in_sync = match cfn.get_template(&s.id).await {
         _ if s.status == "REVIEW_IN_PROGRESS" => None,
@@ -55,11 +59,11 @@ pub async fn status<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: 
         _ => None,
     };
     ui.json_line(&json!({
-        "stack": stack, "exists": true, "id": s.id, "status": s.status, "reason": s.status_reason,
+        "stack": stack, "region": target.region, "account": account_of(&s.id), "exists": true, "id": s.id, "status": s.status, "reason": s.status_reason,
         "outputs": s.outputs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "matches_spec": in_sync,
     }));
-    let mut text = format!("Stack {stack} ({}): {}", target.plan.stack.region, s.status);
+    let mut text = format!("Stack {stack} in {}: {}", target.place(&s.id), s.status);
     if let Some(r) = s.status_reason.as_deref().filter(|r| !r.is_empty()) {
         text.push_str(&format!(" — {}", clean_reason(r)));
     }

@@ -1,7 +1,6 @@
 //! Following a stack operation: poll its events until it settles, print each once, and sum it up.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use super::cfn::{Cfn, CfnError, Stack, StackEvent};
 use super::events::{Category, clean_reason, next_step, root_cause, spec_node};
 use super::progress::{self, Progress};
 use super::{Target, Ui};
+use crate::aws::Kind;
 use crate::check::plan::Plan;
 use crate::exit;
 
@@ -32,17 +32,19 @@ pub(super) async fn baseline<C: Cfn>(cfn: &C, stack: &str) -> Baseline {
 pub(super) enum WatchEnd {
     /// The stack settled (`None`: it no longer exists).
     Settled(Option<Stack>, Vec<StackEvent>),
-    Interrupted,
     Lost(CfnError),
 }
 
 /// Polls events until the stack settles. Adaptive: fast while events arrive, at most a second apart when
-/// quiet (so the end is noticed within a second), backing off when throttled.
+/// quiet (so the end is noticed within a second), backing off when throttled. Contact is lost after five
+/// failed polls in a row, or when no poll has been answered for `patience` (each poll is itself bounded by the
+/// SDK's timeout), or at once when the credentials stop working.
 pub(super) async fn watch<C: Cfn>(
     cfn: &C,
     stack_id: &str,
     stack_name: &str,
     mut baseline: Baseline,
+    patience: Duration,
     ui: &mut Ui,
 ) -> WatchEnd {
     let mut printer: Box<dyn Progress + '_> = match (&mut ui.json, ui.live) {
@@ -50,8 +52,8 @@ pub(super) async fn watch<C: Cfn>(
         (None, true) => Box::new(progress::Live::new()),
         (None, false) => Box::new(progress::Plain { out: &mut ui.out }),
     };
-    let interrupted = Arc::clone(&ui.interrupted);
-    ui.watching.store(true, Ordering::SeqCst);
+    ui.started.store(true, Ordering::SeqCst);
+    let mut last_answer = tokio::time::Instant::now();
     let mut collected: Vec<StackEvent> = Vec::new();
     let mut zero_ms: Option<i64> = None;
     let mut delay = Duration::from_millis(250);
@@ -59,9 +61,6 @@ pub(super) async fn watch<C: Cfn>(
     let mut polls = 0u32;
     let mut started = false;
     let end = loop {
-        if interrupted.load(Ordering::SeqCst) {
-            break WatchEnd::Interrupted;
-        }
         polls += 1;
         // Every tenth poll, ask the stack itself, in case its final event was missed — but only once this
         // operation has shown itself, so a status left from the previous operation is not taken for the end.
@@ -69,6 +68,7 @@ pub(super) async fn watch<C: Cfn>(
         match cfn.stack_events(stack_id, baseline.since_ms).await {
             Ok(events) => {
                 failures = 0;
+                last_answer = tokio::time::Instant::now();
                 let mut fresh: Vec<StackEvent> = events
                     .into_iter()
                     .filter(|e| e.timestamp_ms >= baseline.since_ms)
@@ -96,6 +96,7 @@ pub(super) async fn watch<C: Cfn>(
                 collected.extend(fresh);
             }
             Err(CfnError::Throttled(_)) => {
+                last_answer = tokio::time::Instant::now();
                 delay = (delay * 2).clamp(Duration::from_secs(2), Duration::from_secs(20));
                 printer.note(&format!(
                     "throttled by CloudFormation; polling every {}s",
@@ -107,7 +108,9 @@ pub(super) async fn watch<C: Cfn>(
             }
             Err(e) => {
                 failures += 1;
-                if failures >= 5 {
+                let hopeless = matches!(&e, CfnError::Transport(f)
+                    if matches!(f.kind, Kind::Credentials | Kind::AccessDenied));
+                if failures >= 5 || hopeless || last_answer.elapsed() >= patience {
                     break WatchEnd::Lost(e);
                 }
                 printer.note(&format!("{e}; retrying ({failures}/5)"));
@@ -123,13 +126,7 @@ pub(super) async fn watch<C: Cfn>(
                 Ok(Some(_)) | Err(_) => {}
             }
         }
-        // Sleep in slices so Ctrl-C is noticed at once.
-        let mut left = delay;
-        while !left.is_zero() && !interrupted.load(Ordering::SeqCst) {
-            let slice = left.min(Duration::from_millis(100));
-            tokio::time::sleep(slice).await;
-            left -= slice;
-        }
+        tokio::time::sleep(delay).await;
     };
     printer.finish();
     end
@@ -142,30 +139,47 @@ pub(super) enum Goal {
 }
 
 /// The final summary: success, or the root cause, the stack's state and the next command.
-pub(super) fn finish(target: &Target<'_>, ui: &mut Ui, end: WatchEnd, goal: Goal) -> u8 {
+pub(super) fn finish(
+    target: &Target<'_>,
+    stack_id: &str,
+    ui: &mut Ui,
+    end: WatchEnd,
+    goal: Goal,
+) -> u8 {
     let stack = target.stack().to_owned();
     let spec = target.spec.clone();
+    let place = target.place(stack_id);
     let (settled, events) = match end {
-        WatchEnd::Interrupted => {
-            ui.json_line(&json!({"type": "result", "ok": null, "status": "interrupted"}));
-            ui.say(format!(
-                "\nStopped watching. The operation on stack {stack} continues on AWS and was not cancelled;\n  \
-                 resume watching with `bake status {spec} --watch`."
-            ));
-            return exit::INTERRUPTED;
-        }
         WatchEnd::Lost(e) => {
             ui.json_line(
                 &json!({"type": "result", "ok": null, "status": "unknown", "error": e.to_string()}),
             );
-            ui.say(format!(
+            ui.error(format!(
                 "\nerror: lost contact with CloudFormation while watching: {e}\n  \
-                 The operation on stack {stack} continues on AWS; resume watching with `bake status {spec} --watch`."
+                 The operation on stack {stack} in {place} continues on AWS; resume watching with `bake status {spec} --watch`."
+            ));
+            if ui.verbose
+                && let Some(detail) = e.detail()
+            {
+                ui.error(format!("  detail: {detail}"));
+            }
+            return exit::ENV;
+        }
+        // The stack is gone while a deployment was watched: not a failed deployment, a lost trail.
+        WatchEnd::Settled(None, _) if goal == Goal::Deploy => {
+            ui.json_line(&json!({"type": "result", "ok": null, "status": "not_found"}));
+            ui.error(format!(
+                "\nerror: lost contact: stack {stack} is no longer found in {place} while its deployment was watched \
+                 (deleted by someone else, or the wrong region or account?).\n  look: `bake status {spec}`, or \
+                 `aws cloudformation describe-stacks --region {region} --stack-name {id}`",
+                region = target.region,
+                id = if stack_id.is_empty() { stack.as_str() } else { stack_id },
             ));
             return exit::ENV;
         }
         WatchEnd::Settled(s, events) => (s, events),
     };
+    // Only a deletion gets here without a stack: it is gone, as asked.
     let status = settled
         .as_ref()
         .map_or_else(|| "DELETE_COMPLETE".to_owned(), |s| s.status.clone());
@@ -180,12 +194,12 @@ pub(super) fn finish(target: &Target<'_>, ui: &mut Ui, end: WatchEnd, goal: Goal
         ui.json_line(&json!({"type": "result", "ok": true, "status": status}));
         match goal {
             Goal::Deploy => {
-                ui.say(format!("\nDeployed stack {stack}: {status}."));
+                ui.say(format!("\nDeployed stack {stack} in {place}: {status}."));
                 if let Some(s) = &settled {
                     print_outputs(ui, target.plan, s);
                 }
             }
-            Goal::Destroy => ui.say(format!("\nDestroyed stack {stack}.")),
+            Goal::Destroy => ui.say(format!("\nDestroyed stack {stack} in {place}.")),
         }
         return exit::OK;
     }
@@ -206,7 +220,7 @@ pub(super) fn finish(target: &Target<'_>, ui: &mut Ui, end: WatchEnd, goal: Goal
         Goal::Deploy => "Deployment",
         Goal::Destroy => "Deletion",
     };
-    let mut text = format!("\n{verb} of stack {stack} failed.\n");
+    let mut text = format!("\n{verb} of stack {stack} in {place} failed.\n");
     match cause {
         Some(e) => {
             let reason = e.reason.as_deref().map(clean_reason).unwrap_or_default();
