@@ -14,19 +14,8 @@ use crate::source::{SourceFile, display_path};
 
 mod deploy;
 
-/// Exit codes, as documented in the README.
-pub mod exit {
-    /// Success (warnings allowed).
-    pub const OK: u8 = 0;
-    /// The spec or its lock has problems; diagnostics were printed.
-    pub const SPEC: u8 = 1;
-    /// The command line was wrong (clap's own code).
-    pub const USAGE: u8 = 2;
-    /// The environment failed: a file could not be read or written, AWS or nix failed.
-    pub const ENV: u8 = 3;
-    /// An internal error: a bake bug.
-    pub const BUG: u8 = 70;
-}
+/// Exit codes live in `crate::exit`, beside nothing that runs: every module may name them.
+pub use crate::exit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +29,9 @@ struct Cli {
     /// When to use colour in diagnostics.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// Print the full report of AWS errors (the SDK's own chain of causes) under the one-line message.
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -128,6 +120,10 @@ pub fn main() -> ExitCode {
         color,
         ..Style::PLAIN
     };
+    let output = deploy::Output {
+        style,
+        verbose: cli.verbose,
+    };
     let code = match cli.command {
         Command::Check { spec, format } => check(&spec, format, style),
         Command::Compile {
@@ -141,10 +137,10 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt_command(&args, style),
         Command::Lsp { stdio: _ } => lsp_command(),
         Command::Explain { code } => explain(code.as_deref()),
-        Command::Plan(args) => deploy::plan(&args, style),
-        Command::Deploy(args) => deploy::deploy(&args, style),
-        Command::Status(args) => deploy::status(&args, style),
-        Command::Destroy(args) => deploy::destroy(&args, style),
+        Command::Plan(args) => deploy::plan(&args, output),
+        Command::Deploy(args) => deploy::deploy(&args, output),
+        Command::Status(args) => deploy::status(&args, output),
+        Command::Destroy(args) => deploy::destroy(&args, output),
         Command::Schema => {
             print!("{}", crate::spec::schema::reference_markdown());
             exit::OK
@@ -520,6 +516,7 @@ fn lock_command(args: &LockArgs, style: Style) -> u8 {
         let resolver = crate::lock::live::LiveResolver::new(
             &plan.stack.region,
             args.profile.as_deref().filter(|_| needs_aws),
+            std::time::Duration::from_secs(args.timeout),
         )
         .await;
         resolve::run(&request, &resolver).await

@@ -10,11 +10,13 @@
 //! Every stage before `emit` reports all the problems it finds as `diag::Diag`s with spans into the spec.
 //! Only `cli` touches files, the terminal and the process exit code.
 
+pub mod aws;
 pub mod check;
 pub mod cli;
 pub mod deploy;
 pub mod diag;
 pub mod emit;
+pub mod exit;
 pub mod fmt;
 pub mod fsio;
 pub mod lock;

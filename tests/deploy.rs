@@ -11,14 +11,16 @@ use std::io::Write;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
+use bake::aws::{Failure, Kind};
 use bake::check::plan::Plan;
 use bake::deploy::cfn::{
     Cfn, CfnError, ChangeSet, ChangeSetKind, ChangeSetRequest, ResourceChange, Stack, StackEvent,
 };
 use bake::deploy::events::{Category, SpecNode, clean_reason, root_cause, spec_node};
-use bake::deploy::{self, Options, Target, Ui, codes};
+use bake::deploy::{self, Options, Target, Ui, change_set_name};
+use bake::exit;
 use bake::lock::Lock;
 use bake::source::SourceFile;
 
@@ -43,8 +45,6 @@ struct FakeCfn {
     old_events: Vec<StackEvent>,
     /// One answer per poll after the operation started; the last one repeats.
     polls: RefCell<VecDeque<Result<Vec<StackEvent>, CfnError>>>,
-    /// Sets the flag (Ctrl-C) once this many polls were answered.
-    interrupt_after: Option<(usize, Arc<AtomicBool>)>,
     started: Cell<bool>,
     polled: Cell<usize>,
     calls: RefCell<Vec<String>>,
@@ -131,11 +131,6 @@ impl Cfn for FakeCfn {
         }
         let n = self.polled.get() + 1;
         self.polled.set(n);
-        if let Some((after, flag)) = &self.interrupt_after
-            && n >= *after
-        {
-            flag.store(true, Ordering::SeqCst);
-        }
         let mut polls = self.polls.borrow_mut();
         let answer = if polls.len() > 1 {
             polls.pop_front()
@@ -217,7 +212,12 @@ fn ready(changes: Vec<ResourceChange>) -> ChangeSet {
 }
 
 /// A compiled example spec: its plan and template.
-fn compiled(spec: &str) -> (Plan, String) {
+struct Compiled {
+    plan: Plan,
+    template: String,
+}
+
+fn compiled(spec: &str) -> Compiled {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("specs")
         .join(spec);
@@ -227,7 +227,56 @@ fn compiled(spec: &str) -> (Plan, String) {
     let lock = Lock::from_json(&std::fs::read_to_string(lock_path).unwrap()).unwrap();
     let c = bake::pipeline::build(&file, plan.unwrap(), diags, &lock).unwrap();
     let template = c.template().to_owned();
-    (c.plan, template)
+    Compiled {
+        plan: c.plan,
+        template,
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Verb {
+    Plan,
+    Deploy,
+    Status,
+    Destroy,
+}
+
+impl Compiled {
+    /// Runs one command against the fake, with the session's answers, and gives the session back to look at.
+    async fn run(
+        &self,
+        mut s: Session,
+        verb: Verb,
+        fake: &FakeCfn,
+        options: Options,
+    ) -> (u8, Session) {
+        let code = self
+            .run_with(&mut s, verb, fake, &self.template, options)
+            .await;
+        (code, s)
+    }
+
+    async fn run_with(
+        &self,
+        s: &mut Session,
+        verb: Verb,
+        fake: &FakeCfn,
+        template: &str,
+        options: Options,
+    ) -> u8 {
+        let target = Target {
+            plan: &self.plan,
+            template,
+            spec: "specs/web.kdl".into(),
+            region: self.plan.stack.region.clone(),
+        };
+        match verb {
+            Verb::Plan => deploy::plan(fake, &target, options, &mut s.ui).await,
+            Verb::Deploy => deploy::deploy(fake, &target, options, &mut s.ui).await,
+            Verb::Status => deploy::status(fake, &target, options, &mut s.ui).await,
+            Verb::Destroy => deploy::destroy(fake, &target, options, &mut s.ui).await,
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -251,44 +300,57 @@ impl Buf {
 
 struct Session {
     ui: Ui,
+    /// Everything printed, errors included, in order (in the binary, deploy's narration and errors share stderr).
     out: Buf,
+    /// What went to `Ui::out` alone (stdout for `plan` and `status`).
+    stdout: Buf,
+    /// Errors and warnings alone (always stderr).
+    err: Buf,
     json: Buf,
     asked: Rc<RefCell<Vec<String>>>,
-    interrupted: Arc<AtomicBool>,
 }
 
 /// A UI that records everything; `answer` is what the confirmation returns (`None`: no terminal).
 fn session(answer: Option<bool>, json: bool) -> Session {
     let out = Buf::default();
+    let stdout = Buf::default();
+    let err = Buf::default();
     let json_buf = Buf::default();
     let asked = Rc::new(RefCell::new(Vec::new()));
     let asked2 = Rc::clone(&asked);
-    let interrupted = Arc::new(AtomicBool::new(false));
     let ui = Ui {
-        out: Box::new(out.clone()),
+        out: Box::new(Tee(out.clone(), stdout.clone())),
+        err: Box::new(Tee(out.clone(), err.clone())),
         json: json.then(|| Box::new(json_buf.clone()) as Box<dyn Write>),
         live: false,
+        verbose: false,
         confirm: Box::new(move |q: &str| {
             asked2.borrow_mut().push(q.to_owned());
             answer
         }),
-        interrupted: Arc::clone(&interrupted),
-        watching: Arc::new(AtomicBool::new(false)),
+        started: Arc::new(AtomicBool::new(false)),
     };
     Session {
         ui,
         out,
+        stdout,
+        err,
         json: json_buf,
         asked,
-        interrupted,
     }
 }
 
-fn target<'a>(plan: &'a Plan, template: &'a str) -> Target<'a> {
-    Target {
-        plan,
-        template,
-        spec: "specs/web.kdl".into(),
+/// Writes to both: the transcript and the errors alone.
+struct Tee(Buf, Buf);
+
+impl Write for Tee {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(data)?;
+        self.1.write_all(data)?;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -298,6 +360,7 @@ const YES: Options = Options {
     no_rollback: false,
     detailed_exitcode: false,
     watch: false,
+    timeout: Options::DEFAULT_TIMEOUT,
 };
 
 fn first_create_fake() -> FakeCfn {
@@ -413,31 +476,25 @@ fn first_create_fake() -> FakeCfn {
 
 #[tokio::test(start_paused = true)]
 async fn first_create_succeeds_and_prints_outputs() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = first_create_fake();
-    let mut s = session(Some(true), false);
-    let code = deploy::deploy(
-        &fake,
-        &target(&plan, &template),
-        Options::default(),
-        &mut s.ui,
-    )
-    .await;
+    let s = session(Some(true), false);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, Options::default()).await;
     assert_eq!(code, 0, "{}", s.out.text());
     assert_eq!(s.asked.borrow().len(), 1, "asks once without --yes");
     let requests = fake.requests.borrow();
     assert_eq!(requests[0].kind, ChangeSetKind::Create);
-    assert_eq!(requests[0].tags, plan.stack.tags);
+    assert_eq!(requests[0].tags, spec.plan.stack.tags);
     assert!(fake.called("execute_change_set rollback=true"));
     insta::assert_snapshot!(s.out.text());
 }
 
 #[tokio::test(start_paused = true)]
 async fn first_create_as_ndjson() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = first_create_fake();
-    let mut s = session(None, true);
-    let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
+    let s = session(None, true);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, YES).await;
     assert_eq!(code, 0);
     let lines: Vec<serde_json::Value> = s
         .json
@@ -606,11 +663,11 @@ fn failed_update_fake(plan_template: &str) -> FakeCfn {
 
 #[tokio::test(start_paused = true)]
 async fn failed_update_names_the_root_cause_not_the_cascade() {
-    let (plan, template) = compiled("web.kdl");
-    let fake = failed_update_fake(&template);
-    let mut s = session(None, false);
-    let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, codes::FAILED);
+    let spec = compiled("web.kdl");
+    let fake = failed_update_fake(&spec.template);
+    let s = session(None, false);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, YES).await;
+    assert_eq!(code, exit::FAILED);
     assert_eq!(fake.requests.borrow()[0].kind, ChangeSetKind::Update);
     let text = s.out.text();
     assert!(
@@ -623,15 +680,15 @@ async fn failed_update_names_the_root_cause_not_the_cascade() {
 
 #[tokio::test(start_paused = true)]
 async fn plan_explains_why_and_flags_replacements_and_iam() {
-    let (plan, template) = compiled("web.kdl");
-    let fake = failed_update_fake(&template);
-    let mut s = session(None, false);
+    let spec = compiled("web.kdl");
+    let fake = failed_update_fake(&spec.template);
+    let s = session(None, false);
     let options = Options {
         detailed_exitcode: true,
         ..Options::default()
     };
-    let code = deploy::plan(&fake, &target(&plan, &template), options, &mut s.ui).await;
-    assert_eq!(code, codes::CHANGES);
+    let (code, s) = spec.run(s, Verb::Plan, &fake, options).await;
+    assert_eq!(code, exit::CHANGES);
     assert!(
         fake.called("delete_change_set"),
         "a plan leaves no change set behind"
@@ -646,16 +703,10 @@ async fn plan_explains_why_and_flags_replacements_and_iam() {
 
 #[tokio::test(start_paused = true)]
 async fn plan_as_json() {
-    let (plan, template) = compiled("web.kdl");
-    let fake = failed_update_fake(&template);
-    let mut s = session(None, true);
-    let code = deploy::plan(
-        &fake,
-        &target(&plan, &template),
-        Options::default(),
-        &mut s.ui,
-    )
-    .await;
+    let spec = compiled("web.kdl");
+    let fake = failed_update_fake(&spec.template);
+    let s = session(None, true);
+    let (code, s) = spec.run(s, Verb::Plan, &fake, Options::default()).await;
     assert_eq!(code, 0, "without --detailed-exitcode changes exit 0");
     let v: serde_json::Value = serde_json::from_str(s.json.text().trim()).unwrap();
     assert_eq!(v["summary"]["replace"], 3);
@@ -673,31 +724,25 @@ async fn plan_as_json() {
 
 #[tokio::test(start_paused = true)]
 async fn identical_template_skips_the_change_set() {
-    let (plan, template) = compiled("web.kdl");
+    let spec = compiled("web.kdl");
     let fake = FakeCfn {
         before: Some(stack("UPDATE_COMPLETE")),
-        template: Some(template.clone()),
+        template: Some(spec.template.clone()),
         ..FakeCfn::default()
     };
-    let mut s = session(None, false);
-    let code = deploy::deploy(
-        &fake,
-        &target(&plan, &template),
-        Options::default(),
-        &mut s.ui,
-    )
-    .await;
+    let s = session(None, false);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, Options::default()).await;
     assert_eq!(code, 0);
     assert!(!fake.called("create_change_set"));
     assert_eq!(
         s.out.text(),
-        "No changes: stack web is up to date (the deployed template is identical).\n"
+        "No changes: stack web in us-east-1 (account 123456789012) is up to date (the deployed template is identical).\n"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn empty_change_set_is_no_changes() {
-    let (plan, template) = compiled("web.kdl");
+    let spec = compiled("web.kdl");
     let fake = FakeCfn {
         before: Some(stack("UPDATE_COMPLETE")),
         template: Some("{}".into()),
@@ -712,12 +757,12 @@ async fn empty_change_set_is_no_changes() {
         },
         ..FakeCfn::default()
     };
-    let mut s = session(None, false);
+    let s = session(None, false);
     let options = Options {
         detailed_exitcode: true,
         ..Options::default()
     };
-    let code = deploy::plan(&fake, &target(&plan, &template), options, &mut s.ui).await;
+    let (code, s) = spec.run(s, Verb::Plan, &fake, options).await;
     assert_eq!(code, 0);
     assert!(fake.called("delete_change_set"));
     assert!(s.out.text().starts_with("No changes"));
@@ -725,17 +770,11 @@ async fn empty_change_set_is_no_changes() {
 
 #[tokio::test(start_paused = true)]
 async fn declining_deletes_the_change_set_and_the_empty_stack() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = first_create_fake();
-    let mut s = session(Some(false), false);
-    let code = deploy::deploy(
-        &fake,
-        &target(&plan, &template),
-        Options::default(),
-        &mut s.ui,
-    )
-    .await;
-    assert_eq!(code, codes::NOT_CONFIRMED);
+    let s = session(Some(false), false);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, Options::default()).await;
+    assert_eq!(code, exit::NOT_CONFIRMED);
     assert!(fake.called("delete_change_set"));
     assert!(fake.called("delete_stack"));
     assert!(!fake.called("execute"));
@@ -748,17 +787,11 @@ async fn declining_deletes_the_change_set_and_the_empty_stack() {
 
 #[tokio::test(start_paused = true)]
 async fn no_terminal_and_no_yes_refuses() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = first_create_fake();
-    let mut s = session(None, false);
-    let code = deploy::deploy(
-        &fake,
-        &target(&plan, &template),
-        Options::default(),
-        &mut s.ui,
-    )
-    .await;
-    assert_eq!(code, codes::NOT_CONFIRMED);
+    let s = session(None, false);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, Options::default()).await;
+    assert_eq!(code, exit::NOT_CONFIRMED);
     assert!(!fake.called("execute"));
     assert!(
         s.out
@@ -769,16 +802,16 @@ async fn no_terminal_and_no_yes_refuses() {
 
 #[tokio::test(start_paused = true)]
 async fn throttling_slows_down_and_carries_on() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = first_create_fake();
     {
         let mut p = fake.polls.borrow_mut();
         p.insert(2, Err(CfnError::Throttled("Rate exceeded".into())));
         p.insert(3, Err(CfnError::Throttled("Rate exceeded".into())));
     }
-    let mut s = session(None, false);
+    let s = session(None, false);
     let started = tokio::time::Instant::now();
-    let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, YES).await;
     assert_eq!(code, 0);
     let text = s.out.text();
     assert!(
@@ -800,46 +833,26 @@ async fn throttling_slows_down_and_carries_on() {
 
 #[tokio::test(start_paused = true)]
 async fn server_dying_mid_watch_says_how_to_resume() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = first_create_fake();
     {
         let mut p = fake.polls.borrow_mut();
         p.truncate(2);
-        p.push_back(Err(CfnError::Transport(
-            "dispatch failure: connection refused".into(),
-        )));
+        p.push_back(Err(CfnError::Transport(Failure::new(
+            Kind::Network,
+            "cannot reach CloudFormation in us-east-1 (connection refused)",
+        ))));
     }
-    let mut s = session(None, false);
-    let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, bake::cli::exit::ENV);
+    let s = session(None, false);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, YES).await;
+    assert_eq!(code, exit::ENV);
     insta::assert_snapshot!(s.out.text());
-}
-
-#[tokio::test(start_paused = true)]
-async fn ctrl_c_stops_watching_without_cancelling() {
-    let (plan, template) = compiled("rollback.kdl");
-    let mut s = session(None, false);
-    let fake = FakeCfn {
-        interrupt_after: Some((2, Arc::clone(&s.interrupted))),
-        ..first_create_fake()
-    };
-    let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, codes::INTERRUPTED);
-    assert!(!fake.called("delete"), "nothing is cancelled or deleted");
-    let text = s.out.text();
-    assert!(
-        text.ends_with(
-            "Stopped watching. The operation on stack web continues on AWS and was not cancelled;\n  \
-             resume watching with `bake status specs/web.kdl --watch`.\n"
-        ),
-        "{text}"
-    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn execute_rejected_is_terminal_and_removes_the_empty_stack() {
     // moto reports resource errors on ExecuteChangeSet itself; the stack stays in REVIEW_IN_PROGRESS.
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = FakeCfn {
         after: Some(stack("REVIEW_IN_PROGRESS")),
         execute_error: Some(CfnError::Service {
@@ -848,9 +861,9 @@ async fn execute_rejected_is_terminal_and_removes_the_empty_stack() {
         }),
         ..first_create_fake()
     };
-    let mut s = session(None, false);
-    let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, codes::FAILED);
+    let s = session(None, false);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, YES).await;
+    assert_eq!(code, exit::FAILED);
     assert!(fake.called("delete_stack"));
     assert_eq!(fake.polled.get(), 0, "nothing to watch");
     insta::assert_snapshot!(s.out.text());
@@ -858,14 +871,14 @@ async fn execute_rejected_is_terminal_and_removes_the_empty_stack() {
 
 #[tokio::test(start_paused = true)]
 async fn rolled_back_create_must_be_destroyed_first() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = FakeCfn {
         before: Some(stack("ROLLBACK_COMPLETE")),
         ..FakeCfn::default()
     };
-    let mut s = session(None, false);
-    let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, codes::FAILED);
+    let s = session(None, false);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, YES).await;
+    assert_eq!(code, exit::FAILED);
     assert!(!fake.called("create_change_set"));
     assert!(
         s.out
@@ -876,25 +889,25 @@ async fn rolled_back_create_must_be_destroyed_first() {
 
 #[tokio::test(start_paused = true)]
 async fn busy_stack_is_left_alone() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = FakeCfn {
         before: Some(stack("UPDATE_IN_PROGRESS")),
         ..FakeCfn::default()
     };
-    let mut s = session(None, false);
-    let code = deploy::deploy(&fake, &target(&plan, &template), YES, &mut s.ui).await;
-    assert_eq!(code, bake::cli::exit::ENV);
+    let s = session(None, false);
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, YES).await;
+    assert_eq!(code, exit::ENV);
     assert!(s.out.text().contains("`bake status specs/web.kdl --watch`"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn oversized_template_is_refused_before_any_call() {
-    let (plan, _) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let big = format!("{{\"Description\": \"{}\"}}", "x".repeat(60_000));
     let fake = FakeCfn::default();
     let mut s = session(None, false);
-    let code = deploy::deploy(&fake, &target(&plan, &big), YES, &mut s.ui).await;
-    assert_eq!(code, bake::cli::exit::SPEC);
+    let code = spec.run_with(&mut s, Verb::Deploy, &fake, &big, YES).await;
+    assert_eq!(code, exit::SPEC);
     assert!(fake.calls.borrow().is_empty());
     assert!(
         s.out
@@ -905,15 +918,15 @@ async fn oversized_template_is_refused_before_any_call() {
 
 #[tokio::test(start_paused = true)]
 async fn detach_returns_after_execution() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = first_create_fake();
-    let mut s = session(None, false);
+    let s = session(None, false);
     let options = Options {
         detach: true,
         no_rollback: true,
         ..YES
     };
-    let code = deploy::deploy(&fake, &target(&plan, &template), options, &mut s.ui).await;
+    let (code, s) = spec.run(s, Verb::Deploy, &fake, options).await;
     assert_eq!(code, 0);
     assert!(fake.called("execute_change_set rollback=false"));
     assert_eq!(fake.polled.get(), 0);
@@ -924,29 +937,138 @@ async fn detach_returns_after_execution() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn stack_vanishing_mid_watch_is_lost_contact_not_a_failure() {
+    let spec = compiled("rollback.kdl");
+    let fake = FakeCfn {
+        after: None,
+        ..first_create_fake()
+    };
+    {
+        let mut p = fake.polls.borrow_mut();
+        p.truncate(2);
+        p.push_back(Err(CfnError::Service {
+            code: "ValidationError".into(),
+            message: format!("Stack with id {STACK_ID} does not exist"),
+        }));
+    }
+    let (code, s) = spec
+        .run(session(None, false), Verb::Deploy, &fake, YES)
+        .await;
+    assert_eq!(code, exit::ENV, "{}", s.out.text());
+    let text = s.err.text();
+    assert!(
+        text.contains(
+            "lost contact: stack web is no longer found in us-east-1 (account 123456789012)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "look: `bake status specs/web.kdl`, or `aws cloudformation describe-stacks --region us-east-1 --stack-name {STACK_ID}`"
+        )),
+        "{text}"
+    );
+    assert!(
+        !s.out.text().contains("DELETE_COMPLETE"),
+        "no invented status"
+    );
+    assert!(!s.out.text().contains("failed"), "not a failed deployment");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stack_busy_at_execution_is_exit_3_like_a_stack_busy_at_plan() {
+    let spec = compiled("rollback.kdl");
+    let busy_now = FakeCfn {
+        execute_error: Some(CfnError::Service {
+            code: "ValidationError".into(),
+            message: format!(
+                "Stack:{STACK_ID} is in UPDATE_IN_PROGRESS state and can not be updated."
+            ),
+        }),
+        ..first_create_fake()
+    };
+    let (code, at_execute) = spec
+        .run(session(None, false), Verb::Deploy, &busy_now, YES)
+        .await;
+    assert_eq!(code, exit::ENV, "{}", at_execute.out.text());
+    let busy_before = FakeCfn {
+        before: Some(stack("UPDATE_IN_PROGRESS")),
+        ..FakeCfn::default()
+    };
+    let (code, at_plan) = spec
+        .run(session(None, false), Verb::Deploy, &busy_before, YES)
+        .await;
+    assert_eq!(code, exit::ENV);
+    let expected = "error: stack web in us-east-1 (account 123456789012) is busy (UPDATE_IN_PROGRESS); \
+                    wait for it: `bake status specs/web.kdl --watch`\n";
+    assert_eq!(at_plan.err.text(), expected);
+    assert!(
+        at_execute.err.text().ends_with(expected),
+        "{}",
+        at_execute.err.text()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn plan_errors_go_to_stderr_not_into_the_plan() {
+    let spec = compiled("rollback.kdl");
+    let fake = FakeCfn {
+        create_error: Some(CfnError::Transport(Failure::new(
+            Kind::BadAnswer,
+            "no readable answer from CloudFormation in us-east-1: HTTP 403 with \"<html>\"",
+        ))),
+        ..FakeCfn::default()
+    };
+    let (code, s) = spec
+        .run(session(None, false), Verb::Plan, &fake, Options::default())
+        .await;
+    assert_eq!(code, exit::ENV);
+    assert_eq!(s.stdout.text(), "", "nothing on stdout");
+    assert_eq!(
+        s.err.text(),
+        "error: cannot create a change set: no readable answer from CloudFormation in us-east-1: HTTP 403 with \"<html>\"\n"
+    );
+}
+
+#[test]
+fn change_set_names_are_unique_and_valid() {
+    let names: Vec<String> = (0..2000).map(|_| change_set_name()).collect();
+    let distinct: std::collections::HashSet<&String> = names.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        names.len(),
+        "two runs in the same millisecond get different names"
+    );
+    let pid = format!("-{}-", std::process::id());
+    for n in &names {
+        assert!(n.len() <= 128, "{n}");
+        assert!(n.starts_with("bake-2"), "{n}");
+        assert!(n.contains(&pid), "traceable to the process: {n}");
+        assert!(
+            n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+            "CloudFormation's grammar [a-zA-Z][-a-zA-Z0-9]*: {n}"
+        );
+    }
+}
+
 // ---- status and destroy ----------------------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
 async fn status_shows_state_outputs_and_drift_from_the_spec() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let mut deployed = stack("UPDATE_COMPLETE");
     deployed.outputs = vec![("ImageWebAmiId".into(), "ami-0ac48d91c7d16772c".into())];
     let fake = FakeCfn {
         before: Some(deployed),
-        template: Some(template.clone()),
+        template: Some(spec.template.clone()),
         ..FakeCfn::default()
     };
-    let mut s = session(None, false);
-    let code = deploy::status(
-        &fake,
-        &target(&plan, &template),
-        Options::default(),
-        &mut s.ui,
-    )
-    .await;
+    let s = session(None, false);
+    let (code, s) = spec.run(s, Verb::Status, &fake, Options::default()).await;
     assert_eq!(code, 0);
     insta::assert_snapshot!(s.out.text(), @r#"
-    Stack web (us-east-1): UPDATE_COMPLETE
+    Stack web in us-east-1 (account 123456789012): UPDATE_COMPLETE
       ImageWebAmiId = ami-0ac48d91c7d16772c  (image "web")
     The deployed template matches the spec.
     "#);
@@ -954,7 +1076,7 @@ async fn status_shows_state_outputs_and_drift_from_the_spec() {
 
 #[tokio::test(start_paused = true)]
 async fn status_watch_follows_an_operation_in_progress() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let started = vec![
         stack_ev(1, -3_600, "CREATE_COMPLETE", ""),
         stack_ev(2, 0, "UPDATE_IN_PROGRESS", "User Initiated"),
@@ -996,28 +1118,28 @@ async fn status_watch_follows_an_operation_in_progress() {
         started: Cell::new(true),
         ..FakeCfn::default()
     };
-    let mut s = session(None, false);
+    let s = session(None, false);
     let options = Options {
         watch: true,
         ..Options::default()
     };
-    let code = deploy::status(&fake, &target(&plan, &template), options, &mut s.ui).await;
+    let (code, s) = spec.run(s, Verb::Status, &fake, options).await;
     assert_eq!(code, 0);
     insta::assert_snapshot!(s.out.text(), @r"
-    Stack web is UPDATE_IN_PROGRESS; watching.
+    Stack web in us-east-1 (account 123456789012) is UPDATE_IN_PROGRESS; watching.
          0s  web                          UPDATE_IN_PROGRESS       AWS::CloudFormation::Stack
              User Initiated
          1s  FleetWebGroup                UPDATE_IN_PROGRESS       AWS::AutoScaling::AutoScalingGroup
       1m35s  FleetWebGroup                UPDATE_COMPLETE          AWS::AutoScaling::AutoScalingGroup
       1m36s  web                          UPDATE_COMPLETE          AWS::CloudFormation::Stack
 
-    Deployed stack web: UPDATE_COMPLETE.
+    Deployed stack web in us-east-1 (account 123456789012): UPDATE_COMPLETE.
     ");
 }
 
 #[tokio::test(start_paused = true)]
 async fn destroy_confirms_and_watches() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let old = vec![stack_ev(1, -60, "UPDATE_COMPLETE", "")];
     let fake = FakeCfn {
         before: Some(stack("UPDATE_COMPLETE")),
@@ -1040,18 +1162,12 @@ async fn destroy_confirms_and_watches() {
         old_events: old,
         ..FakeCfn::default()
     };
-    let mut s = session(Some(true), false);
-    let code = deploy::destroy(
-        &fake,
-        &target(&plan, &template),
-        Options::default(),
-        &mut s.ui,
-    )
-    .await;
+    let s = session(Some(true), false);
+    let (code, s) = spec.run(s, Verb::Destroy, &fake, Options::default()).await;
     assert_eq!(code, 0);
     assert_eq!(
         s.asked.borrow()[0],
-        "Delete stack web (UPDATE_COMPLETE) in us-east-1 and every resource in it?"
+        "Delete stack web (UPDATE_COMPLETE) in us-east-1 (account 123456789012) and every resource in it?"
     );
     insta::assert_snapshot!(s.out.text(), @r"
          0s  web                          DELETE_IN_PROGRESS       AWS::CloudFormation::Stack
@@ -1059,26 +1175,20 @@ async fn destroy_confirms_and_watches() {
         30s  FleetWebGroup                DELETE_COMPLETE          AWS::AutoScaling::AutoScalingGroup
         31s  web                          DELETE_COMPLETE          AWS::CloudFormation::Stack
 
-    Destroyed stack web.
+    Destroyed stack web in us-east-1 (account 123456789012).
     ");
 }
 
 #[tokio::test(start_paused = true)]
 async fn destroy_without_terminal_refuses() {
-    let (plan, template) = compiled("rollback.kdl");
+    let spec = compiled("rollback.kdl");
     let fake = FakeCfn {
         before: Some(stack("UPDATE_COMPLETE")),
         ..FakeCfn::default()
     };
-    let mut s = session(None, false);
-    let code = deploy::destroy(
-        &fake,
-        &target(&plan, &template),
-        Options::default(),
-        &mut s.ui,
-    )
-    .await;
-    assert_eq!(code, codes::NOT_CONFIRMED);
+    let s = session(None, false);
+    let (code, _) = spec.run(s, Verb::Destroy, &fake, Options::default()).await;
+    assert_eq!(code, exit::NOT_CONFIRMED);
     assert!(!fake.called("delete_stack"));
 }
 

@@ -145,7 +145,7 @@ fn create_update_noop_status_destroy() {
     expect(
         &create,
         0,
-        &format!("Deployed stack {stack}: CREATE_COMPLETE."),
+        &format!("Deployed stack {stack} in us-east-1 (account 123456789012): CREATE_COMPLETE."),
     );
 
     let again = bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]);
@@ -178,7 +178,7 @@ fn create_update_noop_status_destroy() {
     expect(
         &update,
         0,
-        &format!("Deployed stack {stack}: UPDATE_COMPLETE."),
+        &format!("Deployed stack {stack} in us-east-1 (account 123456789012): UPDATE_COMPLETE."),
     );
     let status = bake(dir.path(), &url, &["status", "app.kdl", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -188,7 +188,11 @@ fn create_update_noop_status_destroy() {
     let refused = bake(dir.path(), &url, &["destroy", "app.kdl"]);
     expect(&refused, 5, "pass --yes");
     let destroy = bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]);
-    expect(&destroy, 0, &format!("Destroyed stack {stack}."));
+    expect(
+        &destroy,
+        0,
+        &format!("Destroyed stack {stack} in us-east-1 (account 123456789012)."),
+    );
     let gone = bake(dir.path(), &url, &["status", "app.kdl"]);
     expect(&gone, 0, "does not exist");
 }
@@ -222,4 +226,10 @@ fn unreachable_endpoint_is_an_environment_error() {
     write_spec(dir.path(), &unique("down"), "subnet-0123456789abcdef0", 2);
     let out = bake(dir.path(), "http://127.0.0.1:9", &["plan", "app.kdl"]);
     expect(&out, 3, "error: cannot describe stack");
+    expect(
+        &out,
+        3,
+        "cannot reach CloudFormation in us-east-1 (at http://127.0.0.1:9) (connection refused)",
+    );
+    assert!(out.stdout.is_empty(), "errors go to stderr: {}", text(&out));
 }

@@ -4,6 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::{Format, checked_spec, exit, read_lock, report};
 use crate::deploy::cfn::{AwsCfn, AwsOptions};
@@ -29,6 +30,10 @@ pub(super) struct StackArgs {
     /// `json`: the plan as one object (`plan`), or events as NDJSON (`deploy`, `destroy`), on stdout.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Seconds one CloudFormation call may take, retries included; while watching, how long bake goes on without
+    /// an answer before it reports lost contact (exit 3).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,39 +89,53 @@ enum Verb {
     Destroy,
 }
 
-pub(super) fn plan(args: &PlanArgs, style: Style) -> u8 {
-    let options = Options {
-        detailed_exitcode: args.detailed_exitcode,
-        ..Options::default()
-    };
-    run(Verb::Plan, &args.stack, options, style)
+/// How the command prints: the diagnostics' style and `--verbose`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Output {
+    pub style: Style,
+    pub verbose: bool,
 }
 
-pub(super) fn deploy(args: &DeployArgs, style: Style) -> u8 {
+fn base_options(args: &StackArgs) -> Options {
+    Options {
+        timeout: Duration::from_secs(args.timeout),
+        ..Options::default()
+    }
+}
+
+pub(super) fn plan(args: &PlanArgs, output: Output) -> u8 {
+    let options = Options {
+        detailed_exitcode: args.detailed_exitcode,
+        ..base_options(&args.stack)
+    };
+    run(Verb::Plan, &args.stack, options, output)
+}
+
+pub(super) fn deploy(args: &DeployArgs, output: Output) -> u8 {
     let options = Options {
         yes: args.yes,
         detach: args.detach,
         no_rollback: args.no_rollback,
-        ..Options::default()
+        ..base_options(&args.stack)
     };
-    run(Verb::Deploy, &args.stack, options, style)
+    run(Verb::Deploy, &args.stack, options, output)
 }
 
-pub(super) fn status(args: &StatusArgs, style: Style) -> u8 {
+pub(super) fn status(args: &StatusArgs, output: Output) -> u8 {
     let options = Options {
         watch: args.watch,
-        ..Options::default()
+        ..base_options(&args.stack)
     };
-    run(Verb::Status, &args.stack, options, style)
+    run(Verb::Status, &args.stack, options, output)
 }
 
-pub(super) fn destroy(args: &DestroyArgs, style: Style) -> u8 {
+pub(super) fn destroy(args: &DestroyArgs, output: Output) -> u8 {
     let options = Options {
         yes: args.yes,
         detach: args.detach,
-        ..Options::default()
+        ..base_options(&args.stack)
     };
-    run(Verb::Destroy, &args.stack, options, style)
+    run(Verb::Destroy, &args.stack, options, output)
 }
 
 /// Asks on the terminal; `None` without one (never waits on a pipe).
@@ -131,7 +150,8 @@ fn ask(question: &str) -> Option<bool> {
     Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-fn run(verb: Verb, args: &StackArgs, options: Options, style: Style) -> u8 {
+fn run(verb: Verb, args: &StackArgs, options: Options, output: Output) -> u8 {
+    let style = output.style;
     let path: &Path = &args.spec;
     let (file, plan, diags) = match checked_spec(path, Format::Human, style) {
         Ok(checked) => checked,
@@ -162,36 +182,36 @@ fn run(verb: Verb, args: &StackArgs, options: Options, style: Style) -> u8 {
         }
     };
     report(&file, &compiled.diags, Format::Human, style);
-    let target = Target {
-        plan: &compiled.plan,
-        template: compiled.template(),
-        spec: display_path(path),
-    };
     let region = args
         .region
         .clone()
         .unwrap_or_else(|| compiled.plan.stack.region.clone());
+    if !crate::aws::is_region_name(&region) {
+        eprintln!("error: `--region {region}` is not an AWS region name such as eu-west-1");
+        return exit::USAGE;
+    }
     let aws = AwsOptions {
         profile: args.profile.clone(),
         region,
+        timeout: options.timeout,
     };
     let json = args.format == Format::Json;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let watching = Arc::new(AtomicBool::new(false));
-    // Plans and status are the command's product: stdout. Deploy and destroy narrate on stderr.
+    let started = Arc::new(AtomicBool::new(false));
+    // Plans and status are the command's product: stdout. Deploy and destroy narrate on stderr. Errors: stderr.
     let out: Box<dyn Write> = match verb {
         Verb::Plan | Verb::Status if !json => Box::new(std::io::stdout()),
         _ => Box::new(std::io::stderr()),
     };
     let mut ui = Ui {
         out,
+        err: Box::new(std::io::stderr()),
         json: json.then(|| Box::new(std::io::stdout()) as Box<dyn Write>),
         live: !json && std::io::stderr().is_terminal(),
+        verbose: output.verbose,
         confirm: Box::new(ask),
-        interrupted: Arc::clone(&interrupted),
-        watching: Arc::clone(&watching),
+        started: Arc::clone(&started),
     };
-    // One worker besides this thread: the Ctrl-C task must run while a confirmation blocks on stdin.
+    // One worker besides this thread: the signal task must run while a confirmation blocks on stdin.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -204,22 +224,85 @@ fn run(verb: Verb, args: &StackArgs, options: Options, style: Style) -> u8 {
         }
     };
     runtime.block_on(async {
-        let flag = Arc::clone(&interrupted);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                if !watching.load(Ordering::SeqCst) {
-                    eprintln!("\ninterrupted");
-                    std::process::exit(i32::from(deploy::codes::INTERRUPTED));
-                }
-                flag.store(true, Ordering::SeqCst);
-            }
-        });
         let cfn = AwsCfn::connect(&aws).await;
-        match verb {
-            Verb::Plan => deploy::plan(&cfn, &target, options, &mut ui).await,
-            Verb::Deploy => deploy::deploy(&cfn, &target, options, &mut ui).await,
-            Verb::Status => deploy::status(&cfn, &target, options, &mut ui).await,
-            Verb::Destroy => deploy::destroy(&cfn, &target, options, &mut ui).await,
+        let target = Target {
+            plan: &compiled.plan,
+            template: compiled.template(),
+            spec: display_path(path),
+            region: cfn.endpoint().region.clone(),
+        };
+        let message = {
+            let target = &target;
+            move |started: bool, signal: &str| deploy::interrupted_message(target, started, signal)
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<(u8, &'static str)>();
+        tokio::spawn(on_signal(stop));
+        let command = async {
+            match verb {
+                Verb::Plan => deploy::plan(&cfn, &target, options, &mut ui).await,
+                Verb::Deploy => deploy::deploy(&cfn, &target, options, &mut ui).await,
+                Verb::Status => deploy::status(&cfn, &target, options, &mut ui).await,
+                Verb::Destroy => deploy::destroy(&cfn, &target, options, &mut ui).await,
+            }
+        };
+        tokio::select! {
+            code = command => code,
+            Ok((code, signal)) = stopped => {
+                // The command future is dropped here: no call is awaited any more.
+                let text = message(started.load(Ordering::SeqCst), signal);
+                stop_now(json, &text, code)
+            }
         }
     })
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM and reports which, with its exit code. When the command is blocked
+/// outside the runtime (a confirmation read from the terminal), nothing would take the report: then this
+/// task ends the process itself after a moment.
+async fn on_signal(stop: tokio::sync::oneshot::Sender<(u8, &'static str)>) {
+    #[cfg(unix)]
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => Some(s),
+        Err(_) => None,
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    let report = tokio::select! {
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => (exit::INTERRUPTED, "Ctrl-C"),
+            Err(_) => std::future::pending().await,
+        },
+        () = terminate => (exit::TERMINATED, "SIGTERM"),
+    };
+    if stop.send(report).is_err() {
+        return;
+    }
+    // The main future normally takes over at once; if it is stuck in a blocking read, end here.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    eprintln!("\ninterrupted ({})", report.1);
+    std::process::exit(i32::from(report.0));
+}
+
+/// Prints the interruption's message (and, with `--format json`, a result line) and returns its code.
+fn stop_now(json: bool, text: &str, code: u8) -> u8 {
+    if json {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"type": "result", "ok": null, "status": "interrupted"})
+        );
+        let _ = out.flush();
+    }
+    eprintln!("{text}");
+    code
 }

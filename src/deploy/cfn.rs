@@ -1,9 +1,15 @@
 //! CloudFormation as bake sees it: a small trait of bake-domain types, and `AwsCfn`, its implementation over
 //! aws-sdk-cloudformation. This is the only file that names SDK types; tests script the trait instead.
 
+use std::future::Future;
+use std::time::Duration;
+
 use aws_sdk_cloudformation::Client;
-use aws_sdk_cloudformation::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Tag};
+
+use crate::aws::{self, Classified, Endpoint, Failure, Kind};
 
 /// A stack as `DescribeStacks` reports it. Statuses are kept as strings: values the SDK does not know
 /// (`Unknown(..)`) arrive as they were sent.
@@ -75,10 +81,10 @@ pub enum CfnError {
     /// The service said no, for a reason it named (`ValidationError`, `InsufficientCapabilities`, a resource's
     /// error code on moto's `ExecuteChangeSet`, ...).
     Service { code: String, message: String },
-    /// Rate-limited after the SDK's own retries: wait longer and try again.
+    /// Rate-limited after the SDK's own retries: wait longer and try again. The text is a whole sentence.
     Throttled(String),
-    /// No answer or no parseable answer (connection refused, timeout, an HTML error page).
-    Transport(String),
+    /// No usable answer: no credentials, no connection, no answer in time, access denied, a proxy's HTML page.
+    Transport(Failure),
 }
 
 impl CfnError {
@@ -93,8 +99,36 @@ impl std::fmt::Display for CfnError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CfnError::Service { code, message } => write!(f, "{code}: {message}"),
-            CfnError::Throttled(m) => write!(f, "throttled by CloudFormation: {m}"),
-            CfnError::Transport(m) => write!(f, "no answer from CloudFormation: {m}"),
+            CfnError::Throttled(m) => f.write_str(m),
+            CfnError::Transport(failure) => write!(f, "{failure}"),
+        }
+    }
+}
+
+impl CfnError {
+    /// The SDK's full report, for `--verbose`, when it says more than the message.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            CfnError::Transport(f) if f.detail != f.sentence => Some(&f.detail),
+            _ => None,
+        }
+    }
+
+    /// When the stack is busy with another operation (CloudFormation refuses to start a second one), the
+    /// status it names ("Stack:… is in UPDATE_IN_PROGRESS state and can not be updated"), or "busy".
+    pub fn busy_status(&self) -> Option<String> {
+        let CfnError::Service { code, message } = self else {
+            return None;
+        };
+        let named = message
+            .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+            .find(|w| w.ends_with("_IN_PROGRESS"));
+        match named {
+            Some(status) if message.contains("state and can not be updated") => {
+                Some(status.to_owned())
+            }
+            _ if code == "OperationInProgressException" => Some("busy".to_owned()),
+            _ => None,
         }
     }
 }
@@ -128,43 +162,60 @@ pub trait Cfn {
 #[derive(Debug, Clone)]
 pub struct AwsCfn {
     client: Client,
+    endpoint: Endpoint,
 }
 
-/// Where to find credentials and which region to use; the rest comes from the standard AWS chain
-/// (environment, `~/.aws/config`, `AWS_ENDPOINT_URL`, ...).
-#[derive(Debug, Clone, Default)]
-pub struct AwsOptions {
-    pub profile: Option<String>,
-    pub region: String,
-}
+/// The credentials, region and timeout to connect with ([`aws::Settings`]).
+pub type AwsOptions = aws::Settings;
 
 impl AwsCfn {
+    /// A client on the shared AWS configuration (timeouts, retries). Nothing is contacted yet.
     pub async fn connect(options: &AwsOptions) -> AwsCfn {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(options.region.clone()));
-        if let Some(p) = &options.profile {
-            loader = loader.profile_name(p);
-        }
-        let config = loader.load().await;
+        let config = aws::config(options).await;
         AwsCfn {
             client: Client::new(&config),
+            endpoint: Endpoint::new("CloudFormation", &config, options.timeout),
+        }
+    }
+
+    /// Where the calls go: the region of the resolved configuration, and the endpoint URL if one is set.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Sends one call. The SDK's operation timeout bounds it; this outer bound (a little longer) also covers
+    /// whatever the SDK does not time, such as a credential process that hangs.
+    async fn send<T, E>(
+        &self,
+        call: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, CfnError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let limit = self.endpoint.timeout + Duration::from_secs(2);
+        match tokio::time::timeout(limit, call).await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(map_err(&e, &self.endpoint)),
+            Err(_) => Err(CfnError::Transport(Failure::new(
+                Kind::Timeout,
+                format!(
+                    "CloudFormation in {} did not answer within {} s; check network/proxy/VPC endpoint, or raise --timeout",
+                    self.endpoint.region,
+                    self.endpoint.timeout.as_secs_f64().ceil()
+                ),
+            ))),
         }
     }
 }
 
-fn map_err<E, R>(e: SdkError<E, R>) -> CfnError
+fn map_err<E>(e: &SdkError<E, HttpResponse>, endpoint: &Endpoint) -> CfnError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let code = e.code().map(str::to_owned);
-    let message = e.message().unwrap_or_default().to_owned();
-    match (&e, code) {
-        (SdkError::ServiceError(_), Some(code)) if code.contains("Throttl") => {
-            CfnError::Throttled(message)
-        }
-        (SdkError::ServiceError(_), Some(code)) => CfnError::Service { code, message },
-        _ => CfnError::Transport(DisplayErrorContext(&e).to_string()),
+    match aws::classify(e, endpoint) {
+        Classified::Service { code, message } => CfnError::Service { code, message },
+        Classified::Failure(f) if f.kind == Kind::Throttled => CfnError::Throttled(f.sentence),
+        Classified::Failure(f) => CfnError::Transport(f),
     }
 }
 
@@ -174,10 +225,12 @@ fn owned(s: Option<&str>) -> String {
 
 impl Cfn for AwsCfn {
     async fn describe_stack(&self, stack: &str) -> Result<Option<Stack>, CfnError> {
-        let out = match self.client.describe_stacks().stack_name(stack).send().await {
+        let out = match self
+            .send(self.client.describe_stacks().stack_name(stack).send())
+            .await
+        {
             Ok(out) => out,
             Err(e) => {
-                let e = map_err(e);
                 return if e.is_not_found() { Ok(None) } else { Err(e) };
             }
         };
@@ -203,11 +256,17 @@ impl Cfn for AwsCfn {
     }
 
     async fn get_template(&self, stack: &str) -> Result<Option<String>, CfnError> {
-        match self.client.get_template().stack_name(stack).send().await {
+        match self
+            .send(self.client.get_template().stack_name(stack).send())
+            .await
+        {
             Ok(out) => Ok(out.template_body().map(str::to_owned)),
             Err(e) => {
-                let e = map_err(e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
+                if e.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
             }
         }
     }
@@ -232,7 +291,7 @@ impl Cfn for AwsCfn {
         for (k, v) in &request.tags {
             call = call.tags(Tag::builder().key(k).value(v).build());
         }
-        let out = call.send().await.map_err(map_err)?;
+        let out = self.send(call.send()).await?;
         Ok((owned(out.id()), owned(out.stack_id())))
     }
 
@@ -241,14 +300,15 @@ impl Cfn for AwsCfn {
         let mut token: Option<String> = None;
         loop {
             let out = self
-                .client
-                .describe_change_set()
-                .stack_name(stack)
-                .change_set_name(id)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(map_err)?;
+                .send(
+                    self.client
+                        .describe_change_set()
+                        .stack_name(stack)
+                        .change_set_name(id)
+                        .set_next_token(token.take())
+                        .send(),
+                )
+                .await?;
             set.id = owned(out.change_set_id());
             set.status = out
                 .status()
@@ -299,28 +359,23 @@ impl Cfn for AwsCfn {
         if disable_rollback {
             call = call.disable_rollback(true);
         }
-        call.send().await.map_err(map_err)?;
+        self.send(call.send()).await?;
         Ok(())
     }
 
     async fn delete_change_set(&self, stack: &str, id: &str) -> Result<(), CfnError> {
-        self.client
+        let call = self
+            .client
             .delete_change_set()
             .stack_name(stack)
-            .change_set_name(id)
-            .send()
-            .await
-            .map_err(map_err)?;
+            .change_set_name(id);
+        self.send(call.send()).await?;
         Ok(())
     }
 
     async fn delete_stack(&self, stack: &str) -> Result<(), CfnError> {
-        self.client
-            .delete_stack()
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(map_err)?;
+        let call = self.client.delete_stack().stack_name(stack);
+        self.send(call.send()).await?;
         Ok(())
     }
 
@@ -329,13 +384,14 @@ impl Cfn for AwsCfn {
         let mut token: Option<String> = None;
         loop {
             let out = self
-                .client
-                .describe_stack_events()
-                .stack_name(stack)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(map_err)?;
+                .send(
+                    self.client
+                        .describe_stack_events()
+                        .stack_name(stack)
+                        .set_next_token(token.take())
+                        .send(),
+                )
+                .await?;
             let mut older = false;
             for e in out.stack_events() {
                 let timestamp_ms = e.timestamp().and_then(|t| t.to_millis().ok()).unwrap_or(0);

@@ -196,10 +196,11 @@ pub fn counts(planned: &[Planned]) -> Counts {
 }
 
 /// The plan as text: grouped, one resource a line, reasons indented below.
-pub fn render(stack: &str, create: bool, planned: &[Planned]) -> String {
+/// `place` is where the stack lives: "eu-west-1 (account 123456789012)".
+pub fn render(stack: &str, place: &str, create: bool, planned: &[Planned]) -> String {
     let mut s = String::new();
     let verb = if create { "create" } else { "update" };
-    let _ = writeln!(s, "Plan for stack \"{stack}\" ({verb}):");
+    let _ = writeln!(s, "Plan to {verb} stack \"{stack}\" in {place}:");
     let groups: [(&str, &[&str]); 3] = [
         ("Add", &["Add", "Import"]),
         ("Change", &["Modify", "Dynamic"]),

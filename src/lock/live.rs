@@ -3,15 +3,18 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use std::time::Duration;
+
 use aws_sdk_ssm::primitives::DateTimeFormat;
+
+use crate::aws::{self, Classified, Endpoint, Kind};
 
 use super::resolve::{LookupError, ParameterValue, Resolver};
 
 /// Asks AWS and nix. Built once per `bake lock`.
 pub struct LiveResolver {
     ssm: aws_sdk_ssm::Client,
+    endpoint: Endpoint,
 }
 
 /// The arguments bake passes to nix before the checkout path.
@@ -25,61 +28,54 @@ pub const NIX_METADATA_ARGS: &[&str] = &[
 
 impl LiveResolver {
     /// The standard AWS chain (environment, profiles, SSO, `AWS_ENDPOINT_URL` ...), in the given region, with an
-    /// optional named profile. Nothing is contacted until a lookup runs.
-    pub async fn new(region: &str, profile: Option<&str>) -> Self {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
-        if let Some(p) = profile {
-            loader = loader.profile_name(p);
-        }
-        let conf = loader.load().await;
+    /// optional named profile, on the configuration every bake client shares (`crate::aws`): each call bounded by
+    /// `timeout`, retries with backoff. Nothing is contacted until a lookup runs.
+    pub async fn new(region: &str, profile: Option<&str>, timeout: Duration) -> Self {
+        let settings = aws::Settings {
+            profile: profile.map(str::to_owned),
+            region: region.to_owned(),
+            timeout,
+        };
+        let conf = aws::config(&settings).await;
         LiveResolver {
             ssm: aws_sdk_ssm::Client::new(&conf),
+            endpoint: Endpoint::new("SSM", &conf, timeout),
         }
     }
 }
 
-/// An error and its sources, `: `-separated, without the SDK's debug dump.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
+/// A failure's sentence without its "; next step" part.
+fn what_happened(sentence: &str) -> String {
+    sentence.split("; ").next().unwrap_or(sentence).to_owned()
 }
 
 impl Resolver for LiveResolver {
     async fn parameter(&self, name: &str) -> Result<ParameterValue, LookupError> {
-        let out = self
-            .ssm
-            .get_parameter()
-            .name(name)
-            .send()
-            .await
-            .map_err(|e| {
-                let full = error_chain(&e);
-                match &e {
-                    SdkError::ServiceError(se) if se.err().is_parameter_not_found() => {
-                        LookupError::ParameterNotFound(
-                            se.err().message().unwrap_or("ParameterNotFound").to_owned(),
-                        )
+        let out =
+            self.ssm
+                .get_parameter()
+                .name(name)
+                .send()
+                .await
+                .map_err(|e| match aws::classify(&e, &self.endpoint) {
+                    Classified::Service { code, message } if code == "ParameterNotFound" => {
+                        LookupError::ParameterNotFound(if message.is_empty() {
+                            code
+                        } else {
+                            message
+                        })
                     }
-                    SdkError::ServiceError(se)
-                        if se.err().code().is_some_and(|c| {
-                            c.contains("AccessDenied") || c.contains("UnauthorizedOperation")
-                        }) =>
-                    {
-                        LookupError::AccessDenied(se.err().message().unwrap_or(&full).to_owned())
+                    Classified::Service { code, message } => {
+                        LookupError::Aws(format!("{code}: {message}"))
                     }
-                    _ if full.contains("credential") => LookupError::NoCredentials(full),
-                    _ => LookupError::Aws(full),
-                }
-            })?;
+                    // The diagnostic adds its own next step: keep only what happened.
+                    Classified::Failure(f) => match f.kind {
+                        Kind::Credentials => LookupError::NoCredentials(what_happened(&f.sentence)),
+                        Kind::AccessDenied => LookupError::AccessDenied(what_happened(&f.sentence)),
+                        Kind::Timeout => LookupError::Timeout(self.endpoint.timeout.as_secs()),
+                        _ => LookupError::Aws(f.sentence),
+                    },
+                })?;
         let p = out
             .parameter()
             .ok_or_else(|| LookupError::Aws("GetParameter returned no parameter".to_owned()))?;

@@ -1,0 +1,766 @@
+//! The deploy commands against a failing AWS: the real binary, in front of it a thin real TCP proxy on loopback
+//! (written here, std::net) that forwards to moto, or accepts and never answers, or freezes once the stack
+//! operation has started, or answers like a misconfigured corporate proxy (HTML 403). Also: no credentials, a
+//! closed port, Ctrl-C and SIGTERM while a call hangs, `--region`, and concurrent plans.
+//!
+//! Tests that need moto read `BAKE_TEST_MOTO_URL`; without it they print why and pass, unless
+//! `BAKE_TEST_REQUIRE_PEERS=1`. The others need nothing but loopback. Every wait is bounded.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The AMI moto's SSM public parameters name for AL2023 in us-east-1; moto's EC2 knows it.
+const AMI: &str = "ami-0d27e0fb3bac4d724";
+
+fn moto(test: &str) -> Option<String> {
+    match std::env::var("BAKE_TEST_MOTO_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "{test}: BAKE_TEST_MOTO_URL is not set, and BAKE_TEST_REQUIRE_PEERS=1"
+            );
+            eprintln!("skipping {test}: BAKE_TEST_MOTO_URL is not set (start moto_server)");
+            None
+        }
+    }
+}
+
+// ---- the proxy -------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Forward every request to moto.
+    Forward,
+    /// Accept, read the request, never answer.
+    Freeze,
+    /// Forward until `ExecuteChangeSet` or `DeleteStack` has been answered, then freeze every request.
+    FreezeAfterStart,
+    /// Answer every request with an HTML 403 page, as a proxy that blocks the host does.
+    Html403,
+}
+
+struct Proxy {
+    url: String,
+    /// Requests held without an answer so far.
+    frozen: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(mode: Mode, upstream: Option<&str>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.map(|u| u.trim_start_matches("http://").to_owned());
+        let frozen = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
+        let (f, s) = (Arc::clone(&frozen), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let state = Conn {
+                            mode,
+                            upstream: upstream.clone(),
+                            frozen: Arc::clone(&f),
+                            stop: Arc::clone(&s),
+                            started: Arc::clone(&started),
+                        };
+                        std::thread::spawn(move || state.serve(conn));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Proxy { url, frozen, stop }
+    }
+
+    /// Waits (at most `limit`) until a request is being held.
+    fn wait_frozen(&self, limit: Duration) {
+        let start = Instant::now();
+        while self.frozen.load(Ordering::SeqCst) == 0 {
+            assert!(
+                start.elapsed() < limit,
+                "no request reached the frozen proxy"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Conn {
+    mode: Mode,
+    upstream: Option<String>,
+    frozen: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    started: Arc<AtomicBool>,
+}
+
+impl Conn {
+    fn serve(self, mut conn: TcpStream) {
+        conn.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        while let Some((head, body)) = read_request(&mut conn) {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let freeze = self.mode == Mode::Freeze
+                || (self.mode == Mode::FreezeAfterStart && self.started.load(Ordering::SeqCst));
+            if freeze {
+                self.frozen.fetch_add(1, Ordering::SeqCst);
+                let until = Instant::now() + Duration::from_secs(120);
+                while !self.stop.load(Ordering::SeqCst) && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                return;
+            }
+            if self.mode == Mode::Html403 {
+                let page = "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>Access to this host is blocked \
+                            by policy</body></html>";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                return;
+            }
+            let Some(answer) = self.forward(&head, &body) else {
+                return;
+            };
+            if conn.write_all(&answer).is_err() {
+                return;
+            }
+            if text.contains("Action=ExecuteChangeSet") || text.contains("Action=DeleteStack") {
+                self.started.store(true, Ordering::SeqCst);
+            }
+            // moto closes after each answer (we ask it to); so does this connection.
+            return;
+        }
+    }
+
+    /// One request to moto on a fresh connection, `Connection: close`, read to the end.
+    fn forward(&self, head: &str, body: &[u8]) -> Option<Vec<u8>> {
+        let mut up = TcpStream::connect(self.upstream.as_deref()?).ok()?;
+        up.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+        let mut lines: Vec<&str> = head
+            .split("\r\n")
+            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+            .collect();
+        lines.retain(|l| !l.is_empty());
+        let head = format!("{}\r\nConnection: close\r\n\r\n", lines.join("\r\n"));
+        up.write_all(head.as_bytes()).ok()?;
+        up.write_all(body).ok()?;
+        let mut answer = Vec::new();
+        up.read_to_end(&mut answer).ok()?;
+        Some(answer)
+    }
+}
+
+/// An HTTP/1.1 request: its head (through the blank line) and its `Content-Length` body; `None` at EOF.
+fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).ok()? == 0 || buf.len() > 64 * 1024 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+// ---- running bake ----------------------------------------------------------------------------------------------
+
+fn write_spec(dir: &Path, stack: &str, region: &str, subnet: &str, max: u32) {
+    let text = format!(
+        r#"stack "{stack}" region="{region}" {{
+    tags team="platform"
+}}
+
+image "base" {{
+    base ami="{AMI}" arch="x86_64"
+}}
+
+fleet "web" image="base" instance-type="t3.micro" {{
+    subnets "{subnet}"
+    size min=0 max={max} desired=0
+    rollout "rolling" max-batch=1 min-in-service=0
+}}
+"#
+    );
+    std::fs::write(dir.join("app.kdl"), text).unwrap();
+}
+
+/// A stack name no other test run uses.
+fn unique(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("bake-{test}-{}-{nanos}", std::process::id())
+}
+
+/// A subnet of moto's default VPC in `region`, via the EC2 query API (moto routes by the credential scope).
+fn default_subnet(url: &str, region: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            &format!(
+                "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/ec2/aws4_request, \
+                 SignedHeaders=host, Signature=0"
+            ),
+            &format!("{url}/?Action=DescribeSubnets&Version=2016-11-15"),
+        ])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "DescribeSubnets failed: {out:?}");
+    let body = String::from_utf8_lossy(&out.stdout);
+    let start = body.find("<subnetId>").expect("moto has a default subnet") + "<subnetId>".len();
+    let end = start + body[start..].find('<').unwrap();
+    body[start..end].to_owned()
+}
+
+/// The binary in `dir`, pointed at `endpoint` with fake credentials, nothing else from the caller's AWS setup.
+fn bake(dir: &Path, endpoint: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bake"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits for the process at most `limit`; kills it and fails the test past that.
+fn finish(mut child: Child, limit: Duration) -> (Output, Duration) {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return (child.wait_with_output().unwrap(), start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("bake did not end within {limit:?}:\n{}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn run(cmd: &mut Command, limit: Duration) -> (Output, Duration) {
+    finish(cmd.spawn().expect("bake runs"), limit)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The raw SDK report, which only `--verbose` may show.
+fn assert_no_dump(out: &Output) {
+    let all = text(out);
+    for raw in [
+        "DispatchFailure",
+        "ConnectorError",
+        "ProviderAttempt",
+        "SdkError",
+        "headers",
+    ] {
+        assert!(!all.contains(raw), "{raw} without -v:\n{all}");
+    }
+}
+
+fn kill(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+// ---- an endpoint that never answers ------------------------------------------------------------------------------
+
+#[test]
+fn an_endpoint_that_never_answers_times_out_with_exit_3() {
+    let proxy = Proxy::start(Mode::Freeze, None);
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique("freeze"),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
+    for args in [
+        &["status", "app.kdl", "--timeout", "2"][..],
+        &["plan", "app.kdl", "--timeout", "2"],
+        &["deploy", "app.kdl", "--yes", "--timeout", "2"],
+        &["destroy", "app.kdl", "--yes", "--timeout", "2"],
+    ] {
+        let (out, took) = run(
+            &mut bake(dir.path(), &proxy.url, args),
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(3), "{args:?}\n{}", text(&out));
+        let expected = format!(
+            "CloudFormation in us-east-1 (at {}) did not answer within 2 s; check network/proxy/VPC endpoint, \
+             or raise --timeout",
+            proxy.url
+        );
+        assert!(stderr(&out).contains(&expected), "{args:?}\n{}", text(&out));
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: errors go to stderr\n{}",
+            text(&out)
+        );
+        assert!(took >= Duration::from_secs(2), "{args:?} waited {took:?}");
+        // One call at a time is in the air, each bounded by 2 s (plus the outer 2 s of slack): never unbounded.
+        assert!(took < Duration::from_secs(15), "{args:?} took {took:?}");
+        assert_no_dump(&out);
+    }
+}
+
+#[test]
+fn ctrl_c_while_a_call_hangs_ends_bake_at_once() {
+    let proxy = Proxy::start(Mode::Freeze, None);
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique("intr"),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
+    let child = bake(
+        dir.path(),
+        &proxy.url,
+        &["plan", "app.kdl", "--timeout", "600"],
+    )
+    .spawn()
+    .unwrap();
+    proxy.wait_frozen(Duration::from_secs(30));
+    let sent = Instant::now();
+    kill(&child, "-INT");
+    let (out, _) = finish(child, Duration::from_secs(10));
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(
+        stderr(&out)
+            .contains("Interrupted (Ctrl-C) before anything was executed; nothing was changed"),
+        "{}",
+        text(&out)
+    );
+}
+
+// ---- what comes back is not CloudFormation ---------------------------------------------------------------------
+
+#[test]
+fn a_proxys_html_403_is_reported_as_what_came_back() {
+    let proxy = Proxy::start(Mode::Html403, None);
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique("html"),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
+    for verb in ["plan", "status"] {
+        let (out, _) = run(
+            &mut bake(dir.path(), &proxy.url, &[verb, "app.kdl"]),
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "no readable answer from CloudFormation in us-east-1 (at {}): HTTP 403 with \
+                 \"<html> <head><title>403 Forbidden</title></head> <body>Access to this host is bl…\"",
+                proxy.url
+            )),
+            "{}",
+            text(&out)
+        );
+        assert!(err.contains("a proxy or firewall in between?"), "{err}");
+        assert!(out.stdout.is_empty(), "{}", text(&out));
+        assert_no_dump(&out);
+    }
+}
+
+// ---- no credentials, no network ----------------------------------------------------------------------------------
+
+#[test]
+fn no_credentials_is_one_sentence_with_the_next_step() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique("nocreds"),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let empty_home = tempfile::tempdir().unwrap();
+    let without_credentials = |args: &[&str]| {
+        let mut cmd = bake(dir.path(), &url, args);
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("HOME", empty_home.path());
+        cmd
+    };
+    for verb in [
+        &["plan", "app.kdl"][..],
+        &["deploy", "app.kdl", "--yes"],
+        &["status", "app.kdl"],
+        &["destroy", "app.kdl", "--yes"],
+    ] {
+        let (out, _) = run(&mut without_credentials(verb), Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(3), "{verb:?}\n{}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("no usable AWS credentials for CloudFormation in us-east-1")
+                && err.contains("(none were found); configure credentials with `aws configure` or `aws sso login`, or pass `--profile NAME`"),
+            "{verb:?}\n{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "one line:\n{err}");
+        assert!(out.stdout.is_empty(), "{}", text(&out));
+        assert_no_dump(&out);
+    }
+    let mut verbose = without_credentials(&["status", "app.kdl", "-v"]);
+    let (out, _) = run(&mut verbose, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("  detail: ") && stderr(&out).contains("CredentialsNotLoaded"),
+        "-v shows the SDK's report:\n{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_closed_port_is_no_connection_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique("closed"),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    for verb in [
+        &["plan", "app.kdl"][..],
+        &["deploy", "app.kdl", "--yes"],
+        &["status", "app.kdl"],
+        &["destroy", "app.kdl", "--yes"],
+    ] {
+        let (out, _) = run(&mut bake(dir.path(), &url, verb), Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(3), "{verb:?}\n{}", text(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "cannot reach CloudFormation in us-east-1 (at {url}) (connection refused); check that it is \
+                 running, or unset AWS_ENDPOINT_URL"
+            )),
+            "{verb:?}\n{}",
+            text(&out)
+        );
+        assert!(out.stdout.is_empty());
+        assert_no_dump(&out);
+    }
+}
+
+#[test]
+fn a_region_that_is_not_a_region_name_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique("region"),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
+    let (out, _) = run(
+        &mut bake(
+            dir.path(),
+            "http://127.0.0.1:9",
+            &["status", "app.kdl", "--region", "eu-west"],
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("`--region eu-west` is not an AWS region name such as eu-west-1")
+    );
+}
+
+// ---- against moto ------------------------------------------------------------------------------------------------
+
+#[test]
+fn a_watch_that_freezes_loses_contact_within_the_timeout() {
+    let Some(url) = moto("a_watch_that_freezes_loses_contact_within_the_timeout") else {
+        return;
+    };
+    let proxy = Proxy::start(Mode::FreezeAfterStart, Some(&url));
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("watchfreeze");
+    write_spec(
+        dir.path(),
+        &stack,
+        "us-east-1",
+        &default_subnet(&url, "us-east-1"),
+        2,
+    );
+    let start = Instant::now();
+    let (out, _) = run(
+        &mut bake(
+            dir.path(),
+            &proxy.url,
+            &["deploy", "app.kdl", "--yes", "--timeout", "3"],
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        proxy.frozen.load(Ordering::SeqCst) >= 1,
+        "the watch was frozen"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "error: lost contact with CloudFormation while watching: CloudFormation in us-east-1 (at {}) did not \
+             answer within 3 s; check network/proxy/VPC endpoint, or raise --timeout",
+            proxy.url
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "The operation on stack {stack} in us-east-1 (account 123456789012) continues on AWS; resume watching \
+             with `bake status app.kdl --watch`."
+        )),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_no_dump(&out);
+    drop(proxy);
+    let (gone, _) = run(
+        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+}
+
+fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
+    let Some(url) = moto(&format!("interrupt_mid_watch {signal}")) else {
+        return;
+    };
+    let proxy = Proxy::start(Mode::FreezeAfterStart, Some(&url));
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("sig");
+    write_spec(
+        dir.path(),
+        &stack,
+        "us-east-1",
+        &default_subnet(&url, "us-east-1"),
+        2,
+    );
+    let child = bake(
+        dir.path(),
+        &proxy.url,
+        &["deploy", "app.kdl", "--yes", "--timeout", "600"],
+    )
+    .spawn()
+    .unwrap();
+    proxy.wait_frozen(Duration::from_secs(60));
+    let sent = Instant::now();
+    kill(&child, signal);
+    let (out, _) = finish(child, Duration::from_secs(10));
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(code), "{}", text(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "Stopped ({name}). The operation on stack {stack} in us-east-1 continues on AWS and was not cancelled;\n  \
+             resume watching with `bake status app.kdl --watch`."
+        )),
+        "{}",
+        text(&out)
+    );
+    drop(proxy);
+    let (gone, _) = run(
+        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+}
+
+#[test]
+fn ctrl_c_mid_watch_ends_bake_with_130_and_the_resume_hint() {
+    interrupt_mid_watch("-INT", 130, "Ctrl-C");
+}
+
+#[test]
+fn sigterm_mid_watch_ends_bake_with_143_and_the_resume_hint() {
+    interrupt_mid_watch("-TERM", 143, "SIGTERM");
+}
+
+#[test]
+fn messages_name_the_region_the_calls_go_to() {
+    let Some(url) = moto("messages_name_the_region_the_calls_go_to") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("euwest");
+    // The spec says us-east-1; `--region eu-west-1` sends every call to eu-west-1, and every message says so.
+    write_spec(
+        dir.path(),
+        &stack,
+        "us-east-1",
+        &default_subnet(&url, "eu-west-1"),
+        2,
+    );
+    let eu = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--region", "eu-west-1"]);
+        let (out, _) = run(&mut bake(dir.path(), &url, &all), Duration::from_secs(60));
+        out
+    };
+    let missing = eu(&["status", "app.kdl"]);
+    assert_eq!(missing.status.code(), Some(0), "{}", text(&missing));
+    assert!(text(&missing).contains(&format!("Stack {stack} does not exist in eu-west-1;")));
+    let plan = eu(&["plan", "app.kdl"]);
+    assert!(
+        text(&plan).contains(&format!(
+            "Plan to create stack \"{stack}\" in eu-west-1 (account 123456789012):"
+        )),
+        "{}",
+        text(&plan)
+    );
+    let deploy = eu(&["deploy", "app.kdl", "--yes"]);
+    assert_eq!(deploy.status.code(), Some(0), "{}", text(&deploy));
+    assert!(
+        text(&deploy).contains(&format!(
+            "Deployed stack {stack} in eu-west-1 (account 123456789012): CREATE_COMPLETE."
+        )),
+        "{}",
+        text(&deploy)
+    );
+    let status = eu(&["status", "app.kdl"]);
+    assert!(
+        text(&status).contains(&format!(
+            "Stack {stack} in eu-west-1 (account 123456789012): CREATE_COMPLETE"
+        )),
+        "{}",
+        text(&status)
+    );
+    // And the spec's own region really is another place.
+    let (home, _) = run(
+        &mut bake(dir.path(), &url, &["status", "app.kdl"]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        text(&home).contains("does not exist in us-east-1"),
+        "{}",
+        text(&home)
+    );
+    let destroy = eu(&["destroy", "app.kdl", "--yes"]);
+    assert!(
+        text(&destroy).contains(&format!(
+            "Destroyed stack {stack} in eu-west-1 (account 123456789012)."
+        )),
+        "{}",
+        text(&destroy)
+    );
+}
+
+#[test]
+fn concurrent_plans_get_their_own_change_sets() {
+    let Some(url) = moto("concurrent_plans_get_their_own_change_sets") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("concurrent");
+    let subnet = default_subnet(&url, "us-east-1");
+    write_spec(dir.path(), &stack, "us-east-1", &subnet, 2);
+    let (created, _) = run(
+        &mut bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(created.status.code(), Some(0), "{}", text(&created));
+    write_spec(dir.path(), &stack, "us-east-1", &subnet, 3);
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            bake(
+                dir.path(),
+                &url,
+                &["plan", "app.kdl", "--detailed-exitcode"],
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        let (out, _) = finish(child, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(10), "{}", text(&out));
+        assert!(text(&out).contains("~ FleetWebGroup"), "{}", text(&out));
+    }
+    let (gone, _) = run(
+        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+}
