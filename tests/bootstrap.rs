@@ -115,22 +115,37 @@ fn the_system_registry_pins_the_locked_nixpkgs_and_system_manager() {
     )
     .unwrap();
     let script = artifacts.get("web.bootstrap.sh").unwrap();
-    let nixpkgs = assigned(script, "NIXPKGS");
-    let rev = lock["images"]["web"]["flake"]["inputs"]["nixpkgs"]["rev"]
-        .as_str()
-        .unwrap();
+    let inputs = &lock["images"]["web"]["flake"]["inputs"];
+    let pins: Vec<Vec<String>> = script
+        .lines()
+        .filter(|l| l.starts_with("nix_cmd registry add "))
+        .map(|l| shlex::split(l).unwrap())
+        .collect();
+    let want = |id: &str| {
+        [
+            "nix_cmd",
+            "registry",
+            "add",
+            "--registry",
+            "/etc/nix/registry.json",
+            id,
+            inputs[id]["url"].as_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    assert_eq!(pins, [want("nixpkgs"), want("system-manager")]);
     assert!(
-        nixpkgs.starts_with(&format!("github:NixOS/nixpkgs/{rev}?narHash=")),
-        "{nixpkgs}"
+        inputs["nixpkgs"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(inputs["nixpkgs"]["rev"].as_str().unwrap())
     );
+    // After the CLI exists, before the flake is applied.
+    assert!(position(script, "registry add") > position(script, "nix_cmd build"));
     assert!(
-        script.contains(
-            "nix_cmd registry add --registry /etc/nix/registry.json nixpkgs \"$NIXPKGS\""
-        )
+        position(script, "registry add") < position(script, "system-manager pre-populate --flake")
     );
-    assert!(script.contains(
-        "nix_cmd registry add --registry /etc/nix/registry.json system-manager \"$SYSTEM_MANAGER\""
-    ));
 }
 
 #[test]
@@ -385,4 +400,73 @@ fn user_data_signals_with_the_shared_readiness_check() {
     let wait = position(user_data, "if ! bake_wait_ready ");
     let signal = position(user_data, "/opt/aws/bin/cfn-signal --exit-code \"$status\"");
     assert!(wait < signal);
+}
+
+#[test]
+fn real_nix_writes_the_registry_pins_the_script_gives() {
+    if Command::new("nix").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "nix is required"
+        );
+        eprintln!("skipping: `nix` is not installed");
+        return;
+    }
+    let artifacts = example("platform.kdl");
+    let script = artifacts.get("worker.bootstrap.sh").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry.json");
+    for line in script
+        .lines()
+        .filter(|l| l.starts_with("nix_cmd registry add "))
+    {
+        let mut words = shlex::split(line).unwrap();
+        // `nix_cmd` is nix with flakes on; the system registry file is the test's own.
+        words[0] = "nix".to_owned();
+        words[4] = registry.display().to_string();
+        let out = Command::new(&words[0])
+            .args(["--extra-experimental-features", "nix-command flakes"])
+            .args(&words[1..])
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&registry).unwrap()).unwrap();
+    let pins: Vec<(String, String)> = written["flakes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from"]["id"].as_str().unwrap().to_owned(),
+                e["to"]["rev"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let lock: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/platform.lock.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let rev = |id: &str| {
+        lock["images"]["worker"]["flake"]["inputs"][id]["rev"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        pins,
+        [
+            ("nixpkgs".to_owned(), rev("nixpkgs")),
+            ("system-manager".to_owned(), rev("system-manager")),
+        ]
+    );
 }

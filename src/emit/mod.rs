@@ -126,12 +126,18 @@ struct BootstrapContext<'a> {
     upstream: bool,
     flake_ref: &'a str,
     system_manager_ref: &'a str,
-    nixpkgs_ref: Option<&'a str>,
-    pin_registry: bool,
+    /// System registry entries to pin (empty when the spec turns pinning off).
+    registry: Vec<RegistryPin<'a>>,
     rpms: Vec<&'a str>,
     replacements: &'a [String],
     /// `system-manager switch` (the SSM document, for running instances) instead of `pre-populate` (the image).
     activate: bool,
+}
+
+#[derive(Serialize)]
+struct RegistryPin<'a> {
+    from: &'a str,
+    to: &'a str,
 }
 
 #[derive(Serialize)]
@@ -227,8 +233,15 @@ fn bootstrap_script(
             upstream: build.installer.kind == InstallerKind::Upstream,
             flake_ref: &resolved.flake_ref,
             system_manager_ref: &resolved.system_manager_ref,
-            nixpkgs_ref: resolved.nixpkgs_ref.as_deref(),
-            pin_registry: build.pin_registry,
+            registry: if build.pin_registry {
+                resolved
+                    .registry
+                    .iter()
+                    .map(|(from, to)| RegistryPin { from, to })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             rpms,
             replacements: &build.minimal_replacements,
             activate,

@@ -75,8 +75,10 @@ pub struct Resolved {
     /// `narHash=` when the flake's lock records one.
     pub system_manager_ref: String,
     pub nixpkgs_rev: Option<String>,
-    /// The flake's locked `nixpkgs` input as a pinned reference, for the system registry.
-    pub nixpkgs_ref: Option<String>,
+    /// System flake registry entries, `(id, pinned reference)`: `nixpkgs` from the flake's locked input of that
+    /// name (when it has one) and `system-manager` at the CLI's revision. Pinned by revision: `nix registry add`
+    /// does not keep a `narHash`.
+    pub registry: Vec<(String, String)>,
     /// The installer binary for the image's architecture and its SHA-256 (hex).
     pub installer_url: String,
     pub installer_sha256: String,
@@ -229,8 +231,12 @@ pub fn verify(
                 );
             }
         }
+        let mut system_manager_url = String::new();
         let system_manager_ref = match &build.system_manager {
-            SystemManagerSource::Rev(rev) => format!("github:numtide/system-manager/{rev}"),
+            SystemManagerSource::Rev(rev) => {
+                system_manager_url = format!("github:numtide/system-manager/{rev}");
+                system_manager_url.clone()
+            }
             SystemManagerSource::Input(input) => match flake.inputs.get(input) {
                 Some(i) => {
                     if !is_git_rev(&i.rev)
@@ -242,6 +248,7 @@ pub fn verify(
                             "is not a pinned flake reference",
                         );
                     }
+                    system_manager_url = i.url.clone();
                     pinned_input_ref(i)
                 }
                 None => {
@@ -275,7 +282,11 @@ pub fn verify(
             flake_rev: flake.rev.clone(),
             system_manager_ref,
             nixpkgs_rev: nixpkgs.map(|i| i.rev.clone()),
-            nixpkgs_ref: nixpkgs.map(pinned_input_ref),
+            registry: nixpkgs
+                .map(|i| ("nixpkgs".to_owned(), i.url.clone()))
+                .into_iter()
+                .chain([("system-manager".to_owned(), system_manager_url)])
+                .collect(),
             installer_url: installer.url.clone(),
             installer_sha256: installer.sha256.clone().unwrap_or_default(),
             needs_git: fetches_with_git(&build.flake.url)
