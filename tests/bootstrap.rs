@@ -470,3 +470,44 @@ fn real_nix_writes_the_registry_pins_the_script_gives() {
         ]
     );
 }
+
+#[test]
+fn a_github_flake_needs_git_only_for_inputs_its_lock_fetches_with_git() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
+    let spec = std::fs::read_to_string(root.join("web.kdl"))
+        .unwrap()
+        .replace(
+            "\"git+https://github.com/acme/infra.git\"",
+            "\"github:acme/infra\"",
+        )
+        .replace("rpms \"git\" \"jq\"", "rpms \"jq\"");
+    let lock = std::fs::read_to_string(root.join("web.lock.json"))
+        .unwrap()
+        .replace(
+            "\"git+https://github.com/acme/infra.git\"",
+            "\"github:acme/infra\"",
+        );
+    let rpms = |lock: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web.kdl"), &spec).unwrap();
+        std::fs::write(dir.path().join("web.lock.json"), lock).unwrap();
+        let artifacts = compile(&dir.path().join("web.kdl"));
+        let script = artifacts.get("web.bootstrap.sh").unwrap().to_owned();
+        let line = script
+            .lines()
+            .find(|l| l.starts_with("dnf install --assumeyes --"))
+            .unwrap()
+            .to_owned();
+        shlex::split(&line).unwrap()[4..].to_vec()
+    };
+    // A tarball fetch: no git.
+    assert_eq!(rpms(&lock), ["jq", "aws-cfn-bootstrap"]);
+    // An input the flake's lock pins as `git+…` is fetched with git on the build instance.
+    let rev = "8f1c2d3e4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d";
+    let git_input = lock.replace(
+        &format!("\"url\": \"github:NixOS/nixpkgs/{rev}\""),
+        &format!("\"url\": \"git+https://git.example.com/nixpkgs.git?rev={rev}\""),
+    );
+    assert_ne!(git_input, lock);
+    assert_eq!(rpms(&git_input), ["jq", "aws-cfn-bootstrap", "git"]);
+}
