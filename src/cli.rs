@@ -518,7 +518,8 @@ fn lock_command(args: &LockArgs, style: Style) -> u8 {
             args.profile.as_deref().filter(|_| needs_aws),
             std::time::Duration::from_secs(args.timeout),
         )
-        .await;
+        .await
+        .with_installer_mirror(std::env::var(crate::lock::live::INSTALLER_MIRROR_ENV).ok());
         resolve::run(&request, &resolver).await
     });
     report(&file, &outcome.diags, Format::Human, style);

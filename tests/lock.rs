@@ -115,6 +115,13 @@ const NIXPKGS_2: &str = "9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b";
 const SYSTEM_MANAGER: &str = "48d47346e0c6ad05b6c869ea92649c47723d1cfc";
 /// A revision for hand-written locks; no checkout has it.
 const OLD_REV: &str = "5f0c6e0d2a8b4c1e9f3a7d6b2c8e4f1a0b9d3c7e";
+/// What the fixtures' installer mirror serves as the x86_64 installer binary (`bake lock` hashes it).
+const FAKE_INSTALLER: &str = "#!/bin/sh\necho 'not really nix-installer x86_64-linux'\n";
+
+fn fake_installer_sha256() -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(FAKE_INSTALLER.as_bytes()))
+}
 
 /// A temporary directory holding a spec and (optionally) a git flake checkout in `infra/`.
 struct Fixture {
@@ -204,9 +211,12 @@ fleet "web" image="web" instance-type="m7i.large" {{
 
 impl Fixture {
     fn new() -> Fixture {
-        Fixture {
+        let f = Fixture {
             dir: tempfile::tempdir().expect("tempdir"),
-        }
+        };
+        // The release host is out of reach in tests: `bake lock` reads the installer from a local mirror.
+        f.write("mirror/nix-installer-x86_64-linux", FAKE_INSTALLER);
+        f
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -255,6 +265,10 @@ impl Fixture {
             .current_dir(self.dir.path())
             .env("BAKE_NOW", NOW)
             .env("NO_COLOR", "1")
+            .env(
+                "BAKE_NIX_INSTALLER_MIRROR",
+                format!("file://{}", self.path("mirror").display()),
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.path("no-aws-config"))
             .env(
@@ -349,9 +363,10 @@ fn current_lock() -> String {
 
 /// A lock for `spec(PARAM, ...)` as an earlier `bake lock` would have written it, with a revision of our choosing.
 fn hand_lock(resolved_at: &str, rev: &str, extra_images: &str) -> String {
+    let sha256 = fake_installer_sha256();
     format!(
         r#"{{
-  "version": 1,
+  "version": 2,
   "images": {{
     {extra_images}"web": {{
       "base": {{
@@ -384,7 +399,8 @@ fn hand_lock(resolved_at: &str, rev: &str, extra_images: &str) -> String {
       "installer": {{
         "kind": "determinate",
         "version": "3.1.1",
-        "url": "https://install.determinate.systems/nix/tag/v3.1.1"
+        "url": "https://install.determinate.systems/nix/tag/v3.1.1/nix-installer-x86_64-linux",
+        "sha256": "{sha256}"
       }}
     }}
   }}
@@ -425,11 +441,44 @@ fn lock_resolves_parameter_and_flake_then_compile_uses_them() {
         .exits(0);
     let template = f.read("out/template.json");
     assert!(template.contains("ami-0ac48d91c7d16772c"), "{template}");
+    let lock: serde_json::Value = serde_json::from_str(&f.read("web.lock.json")).unwrap();
+    let nar_hash = lock["images"]["web"]["flake"]["nar-hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let encoded = nar_hash
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
     let flake_ref = format!(
-        "git+https://github.com/acme/infra.git?ref=main&rev={}#systemConfigs.web",
+        "git+https://github.com/acme/infra.git?ref=main&rev={}&narHash={encoded}#systemConfigs.web",
         f.head()
     );
-    assert!(f.read("out/web.bootstrap.sh").contains(&flake_ref));
+    assert!(
+        f.read("out/web.bootstrap.sh").contains(&flake_ref),
+        "{flake_ref}"
+    );
+    // Real nix takes the locked reference with its percent-encoded narHash (here for the local clone). Debian's
+    // Nix 2.8 does not check a top-level flake's narHash; the Nix the build instance runs (2.27 and later) refuses
+    // a tree that does not match ("NAR hash mismatch in input", libexpr's mountInput), which this cannot show.
+    let local = format!(
+        "git+file://{}?ref=main&rev={}&narHash={encoded}",
+        f.path("infra").display(),
+        f.head()
+    );
+    let out = Command::new("nix")
+        .args(bake::lock::live::NIX_METADATA_ARGS)
+        .arg(&local)
+        .env("HOME", f.path("home"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{local}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(meta["locked"]["narHash"], nar_hash.as_str());
     assert!(
         f.read("out/web.bootstrap.sh")
             .contains(&format!("github:numtide/system-manager/{SYSTEM_MANAGER}"))
@@ -799,4 +848,150 @@ fn every_lock_code_is_documented() {
             );
         }
     }
+}
+
+// ---- the installer hash (no moto, no nix) --------------------------------------------------------------------------
+
+/// A tiny HTTP server on 127.0.0.1: `/releases/<file>` redirects to `/files/<file>`, which serves
+/// `FAKE_INSTALLER`; anything else is a 404. Answers `count` requests, then stops.
+fn installer_server(count: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for stream in listener.incoming().take(count) {
+            let mut stream = stream.unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let mut line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut line).unwrap();
+            // Drain the headers.
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let response = if let Some(file) = path.strip_prefix("/releases/") {
+                format!(
+                    "HTTP/1.1 302 Found\r\nLocation: /files/{file}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            } else if path == "/files/nix-installer-x86_64-linux" {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{FAKE_INSTALLER}",
+                    FAKE_INSTALLER.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_owned()
+            };
+            stream.write_all(response.as_bytes()).unwrap();
+            seen.push(path);
+        }
+        seen
+    });
+    (base, handle)
+}
+
+fn curl(test: &str) -> bool {
+    let ok = Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(test, "`curl` is not installed");
+    }
+    ok
+}
+
+#[test]
+fn installers_are_hashed_over_http_following_redirects() {
+    if !curl("installers_are_hashed") {
+        return;
+    }
+    let (base, server) = installer_server(4);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let got = rt
+        .block_on(bake::lock::live::sha256_of(&format!(
+            "{base}/releases/nix-installer-x86_64-linux"
+        )))
+        .unwrap();
+    assert_eq!(got, fake_installer_sha256());
+    let missing = rt
+        .block_on(bake::lock::live::sha256_of(&format!(
+            "{base}/releases/nix-installer-riscv64-linux"
+        )))
+        .unwrap_err();
+    assert!(format!("{missing:?}").contains("404"), "{missing:?}");
+    assert_eq!(
+        server.join().unwrap(),
+        [
+            "/releases/nix-installer-x86_64-linux",
+            "/files/nix-installer-x86_64-linux",
+            "/releases/nix-installer-riscv64-linux",
+            "/files/nix-installer-riscv64-linux"
+        ]
+    );
+}
+
+#[test]
+fn a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash() {
+    if !curl("a_version_one_lock") {
+        return;
+    }
+    let f = Fixture::new();
+    f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
+    // A lock as bake wrote it before installer hashes: format 1, the script URL, no sha256.
+    let v1 = hand_lock("2026-11-20T08:00:00Z", OLD_REV, "")
+        .replace("\"version\": 2", "\"version\": 1")
+        .replace("/v3.1.1/nix-installer-x86_64-linux\",", "/v3.1.1\"")
+        .replace(
+            &format!("        \"sha256\": \"{}\"\n", fake_installer_sha256()),
+            "",
+        );
+    assert!(!v1.contains("sha256\""), "{v1}");
+    f.write("web.lock.json", &v1);
+
+    let out = run(&mut f.bake(&["compile", "web.kdl", "-o", "out"]));
+    let stderr = f.clean(&out.stderr);
+    assert_eq!(code(&out), 1, "{stderr}");
+    assert!(
+        stderr.contains("no SHA-256 of the Nix installer"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run `bake lock web.kdl`"), "{stderr}");
+    assert!(!f.path("out").exists(), "nothing written");
+    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
+    assert_eq!(code(&out), 1, "{}", f.clean(&out.stderr));
+
+    // Only the installer needs resolving: no AWS (no credentials here) and no nix are asked.
+    let (base, server) = installer_server(2);
+    let out = run(f
+        .bake(&["lock", "web.kdl"])
+        .env("BAKE_NIX_INSTALLER_MIRROR", format!("{base}/releases")));
+    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+    server.join().unwrap();
+    let lock: serde_json::Value = serde_json::from_str(&f.read("web.lock.json")).unwrap();
+    let old: serde_json::Value = serde_json::from_str(&v1).unwrap();
+    assert_eq!(lock["version"], 2);
+    assert_eq!(lock["images"]["web"]["base"], old["images"]["web"]["base"]);
+    assert_eq!(
+        lock["images"]["web"]["flake"],
+        old["images"]["web"]["flake"]
+    );
+    let installer = &lock["images"]["web"]["installer"];
+    assert_eq!(
+        installer["url"],
+        "https://install.determinate.systems/nix/tag/v3.1.1/nix-installer-x86_64-linux"
+    );
+    assert_eq!(installer["sha256"], fake_installer_sha256());
+    let out = run(&mut f.bake(&["compile", "web.kdl", "-o", "out"]));
+    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+    let script = f.read("out/web.bootstrap.sh");
+    assert!(script.contains(&format!("NIX_INSTALLER_SHA256={}", fake_installer_sha256())));
 }

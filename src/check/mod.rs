@@ -5,6 +5,7 @@
 //! This stage never reads files, the lock or the network.
 
 mod arch;
+pub mod image;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -225,7 +226,8 @@ fn image_plan(item: &Item, name: Option<Spanned<String>>, diags: &mut Diags) -> 
                 arch = Some(from_name);
             }
             check_parameter(&param, diags);
-            build_plan(item, param, diags).map(|b| ImageSource::Built(Box::new(b)))
+            build_plan(item, param, arch, arch_prop.is_some(), diags)
+                .map(|b| ImageSource::Built(Box::new(b)))
         }
     };
     if let (Some(arch), Some(build)) = (arch, item.child("build")) {
@@ -326,6 +328,8 @@ fn check_arch(
 fn build_plan(
     item: &Item,
     base_parameter: Spanned<String>,
+    arch: Option<Arch>,
+    arch_given: bool,
     diags: &mut Diags,
 ) -> Option<BuildPlan> {
     let nix = item.child("nix");
@@ -350,7 +354,14 @@ fn build_plan(
             );
         }
     }
-    let rpms = rpms(item, diags);
+    let (rpms, minimal_replacements) = image::rpms(
+        item,
+        flake.and_then(|f| f.arg_str(0)).map(|u| u.value).as_deref(),
+        diags,
+    );
+    if arch.is_none() && !arch_given {
+        diags.push(image::unknown_arch(&base_parameter));
+    }
     let build = item.child("build");
     let mut instance_types = Vec::new();
     let mut subnet = None;
@@ -411,6 +422,7 @@ fn build_plan(
     };
     Some(BuildPlan {
         base_parameter,
+        arch: arch?,
         installer,
         installer_span: nix.name_span,
         flake: FlakePlan {
@@ -423,6 +435,8 @@ fn build_plan(
         system_manager,
         system_manager_span: sm.map_or(flake.name_span, |s| s.name_span),
         rpms,
+        minimal_replacements,
+        pin_registry: nix.bool_or_default("pin-registry").is_none_or(|b| b.value),
         instance_types,
         subnet,
         security_group,
@@ -438,35 +452,6 @@ fn build_plan(
             .and_then(|d| d.arg_bool(0))
             .is_some_and(|b| b.value),
     })
-}
-
-fn rpms(item: &Item, diags: &mut Diags) -> Vec<String> {
-    let mut out: Vec<Spanned<String>> = Vec::new();
-    for node in item.children_named("rpms") {
-        for rpm in node.arg_strs() {
-            if rpm.value == "curl" {
-                diags.push(
-                    Diag::error(Code::RpmConflict, "`curl` conflicts with AL2023's preinstalled `curl-minimal`")
-                        .label(rpm.span, "dnf refuses this without --allowerasing")
-                        .help("AL2023 already has curl (from curl-minimal); remove `curl`, or install `curl-full` if you need the full feature set"),
-                );
-                continue;
-            }
-            if let Some(first) = out.iter().find(|r| r.value == rpm.value) {
-                diags.push(
-                    Diag::warning(
-                        Code::Duplicate,
-                        format!("RPM `{}` is listed twice", rpm.value),
-                    )
-                    .label(rpm.span, "listed again here")
-                    .label(first.span, "first listed here"),
-                );
-                continue;
-            }
-            out.push(rpm);
-        }
-    }
-    out.into_iter().map(|r| r.value).collect()
 }
 
 fn duration_within(
@@ -642,6 +627,7 @@ fn signals(item: &Item, timeout: &Spanned<String>, diags: &mut Diags) -> Option<
         timeout: timeout.value.clone(),
         timeout_secs,
         ready_unit: item.str_or_default("ready-unit")?.value,
+        ready_command: item.str("ready-command").map(|c| c.value),
         min_success_percent: item
             .int("min-success-percent")
             .and_then(|p| u32::try_from(p.value).ok()),
@@ -711,7 +697,12 @@ fn rolling(
             }
         }
     } else {
-        for name in ["min-success-percent", "signal-timeout", "ready-unit"] {
+        for name in [
+            "min-success-percent",
+            "signal-timeout",
+            "ready-unit",
+            "ready-command",
+        ] {
             if let Some(span) = item
                 .props
                 .iter()

@@ -61,13 +61,21 @@ pub enum ImageSource {
 pub struct BuildPlan {
     /// The SSM parameter naming the base AMI, and the `base` node it came from.
     pub base_parameter: Spanned<String>,
+    /// The base AMI's architecture: which Nix installer binary the build downloads.
+    pub arch: Arch,
     pub installer: Installer,
     pub installer_span: Span,
     pub flake: FlakePlan,
     pub system_manager: SystemManagerSource,
     pub system_manager_span: Span,
-    /// RPMs in spec order, deduplicated, plus `aws-cfn-bootstrap` when a fleet of this image signals.
+    /// RPMs in spec order, deduplicated, plus `git` when Nix fetches the flake with git and `aws-cfn-bootstrap`
+    /// when a fleet of this image signals.
     pub rpms: Vec<String>,
+    /// Full packages that replace AL2023's preinstalled `-minimal` ones (`curl-full`, `libcurl-full`,
+    /// `gnupg2-full`), installed in their own transaction with `--allowerasing` (see `check::image`).
+    pub minimal_replacements: Vec<String>,
+    /// Whether the system flake registry pins `nixpkgs` and `system-manager` to the flake's locked revisions.
+    pub pin_registry: bool,
     pub instance_types: Vec<String>,
     pub subnet: Option<String>,
     pub security_group: Option<String>,
@@ -100,15 +108,25 @@ pub struct Installer {
 }
 
 impl Installer {
-    /// The pinned URL of the installer script.
-    pub fn url(&self) -> String {
+    /// The file name of the installer binary for an architecture: `nix-installer-x86_64-linux`.
+    pub fn file_name(arch: Arch) -> &'static str {
+        match arch {
+            Arch::X86_64 => "nix-installer-x86_64-linux",
+            Arch::Arm64 => "nix-installer-aarch64-linux",
+        }
+    }
+
+    /// The versioned URL of the installer binary for an architecture: what the build instance downloads and checks
+    /// against the hash in the lock (the release's `curl | sh` script would download the same file, unchecked).
+    pub fn binary_url(&self, arch: Arch) -> String {
+        let file = Self::file_name(arch);
         match self.kind {
             InstallerKind::Determinate => format!(
-                "https://install.determinate.systems/nix/tag/v{}",
+                "https://install.determinate.systems/nix/tag/v{}/{file}",
                 self.version
             ),
             InstallerKind::Upstream => format!(
-                "https://artifacts.nixos.org/nix-installer/tag/{}/nix-installer.sh",
+                "https://github.com/NixOS/nix-installer/releases/download/{}/{file}",
                 self.version
             ),
         }
@@ -154,6 +172,8 @@ pub struct Signals {
     pub timeout: String,
     pub timeout_secs: u64,
     pub ready_unit: String,
+    /// A shell command that must succeed, besides the units, before an instance counts as ready.
+    pub ready_command: Option<String>,
     pub min_success_percent: Option<u32>,
 }
 

@@ -83,7 +83,9 @@ codes! {
     MovingLineage => "bake::check::moving_lineage",
         "The `kernel-default` AMI lineage changes kernels over time; pin a kernel version such as `kernel-6.12` for reproducible images.";
     RpmConflict => "bake::check::rpm_conflict",
-        "An RPM that cannot be installed on AL2023 as named (e.g. `curl` conflicts with the preinstalled `curl-minimal`).";
+        "An RPM that replaces a package AL2023 preinstalls in a `-minimal` variant (`curl`, `libcurl`, `gnupg2`). bake installs the full package (`curl-full libcurl-full`, `gnupg2-full`) in its own dnf transaction with `--allowerasing`, which removes the `-minimal` one; the warning is there because the `-minimal` package usually suffices.";
+    ArchitectureUnknown => "bake::check::architecture_unknown",
+        "A built image's base parameter does not name its CPU architecture (-x86_64 / -arm64); give `arch=` on `base` so bake can pin the Nix installer binary for it.";
     UnusedImage => "bake::check::unused_image",
         "An image that no fleet uses. It is still built on every deploy.";
     SubnetNeedsSecurityGroup => "bake::check::subnet_needs_security_group",
@@ -110,6 +112,8 @@ codes! {
         "`nix` is not on PATH. bake locks flakes with `nix flake metadata`; install Nix (nixos.org/download, Debian `nix-bin`, or the Determinate installer).";
     LockNix => "bake::lock::nix",
         "`nix flake metadata` failed or printed something bake cannot read; the message carries nix's stderr.";
+    LockDownload => "bake::lock::download",
+        "`bake lock` could not download the Nix installer binary to record its SHA-256: the message says what the server or curl answered. `BAKE_NIX_INSTALLER_MIRROR` names a base URL (or `file://` directory) to read it from instead.";
     LockDirty => "bake::lock::dirty",
         "The flake checkout has uncommitted changes, so it has no revision the build instance could fetch. Commit (and push) or stash them.";
     LockCheckoutRef => "bake::lock::checkout_ref",

@@ -11,7 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::check::plan::{FleetPlan, ImagePlan, ImageSource, InstallerKind, Plan};
+use crate::check::image::GIT;
+use crate::check::plan::{BuildPlan, FleetPlan, ImagePlan, ImageSource, InstallerKind, Plan};
 use crate::lock::{Lock, Resolved};
 
 /// The output files, by path relative to the output directory, in a fixed order.
@@ -118,11 +119,25 @@ pub(crate) fn pretty(v: &Value) -> String {
 
 #[derive(Serialize)]
 struct BootstrapContext<'a> {
-    installer_url: String,
+    installer_url: &'a str,
+    installer_sha256: &'a str,
+    /// The Determinate installer: turn its diagnostics reporting off.
+    determinate: bool,
     upstream: bool,
     flake_ref: &'a str,
     system_manager_ref: &'a str,
-    rpms: &'a [String],
+    /// System registry entries to pin (empty when the spec turns pinning off).
+    registry: Vec<RegistryPin<'a>>,
+    rpms: Vec<&'a str>,
+    replacements: &'a [String],
+    /// `system-manager switch` (the SSM document, for running instances) instead of `pre-populate` (the image).
+    activate: bool,
+}
+
+#[derive(Serialize)]
+struct RegistryPin<'a> {
+    from: &'a str,
+    to: &'a str,
 }
 
 #[derive(Serialize)]
@@ -143,26 +158,10 @@ fn image_scripts(
         return Err(bug("images", "image_scripts called for a pinned image"));
     };
     let name = &image.name.value;
-    let bootstrap = templates::render(
-        hb,
-        templates::BOOTSTRAP,
-        &BootstrapContext {
-            installer_url: build.installer.url(),
-            upstream: build.installer.kind == InstallerKind::Upstream,
-            flake_ref: &resolved.flake_ref,
-            system_manager_ref: &resolved.system_manager_ref,
-            rpms: &build.rpms,
-        },
-    )
-    .map_err(|e| bug("the bootstrap script", e))?;
-    // SSM and AWSTOE interpolate `{{ ... }}`; the spec's values were checked, so this would be a template bug.
-    if bootstrap.contains("{{") {
-        return Err(bug(
-            "the bootstrap script",
-            "it contains `{{`, which SSM and AWSTOE would interpolate",
-        ));
-    }
+    let bootstrap = bootstrap_script(hb, build, resolved, false)?;
+    let converge = bootstrap_script(hb, build, resolved, true)?;
     let lines: Vec<&str> = bootstrap.lines().collect();
+    let converge_lines: Vec<&str> = converge.lines().collect();
     let description = format!(
         "bake: bootstrap of image {name} in stack {}",
         plan.stack.name
@@ -174,7 +173,7 @@ fn image_scripts(
             name: format!("{}-{name}-bootstrap", plan.stack.name),
             description: description.clone(),
             timeout_secs: Value::String(build.timeout_secs.to_string()),
-            lines: lines.clone(),
+            lines: converge_lines,
         },
     )
     .map_err(|e| bug("the SSM document", e))?;
@@ -212,11 +211,83 @@ fn image_scripts(
     })
 }
 
+/// The bootstrap script: for the image build (`pre-populate`) or, with `activate`, for the SSM document that
+/// converges a running instance (`switch`).
+fn bootstrap_script(
+    hb: &handlebars::Handlebars<'_>,
+    build: &BuildPlan,
+    resolved: &Resolved,
+    activate: bool,
+) -> Result<String, EmitError> {
+    let mut rpms: Vec<&str> = build.rpms.iter().map(String::as_str).collect();
+    if resolved.needs_git && !rpms.contains(&GIT) {
+        rpms.push(GIT);
+    }
+    let script = templates::render(
+        hb,
+        templates::BOOTSTRAP,
+        &BootstrapContext {
+            installer_url: &resolved.installer_url,
+            installer_sha256: &resolved.installer_sha256,
+            determinate: build.installer.kind == InstallerKind::Determinate,
+            upstream: build.installer.kind == InstallerKind::Upstream,
+            flake_ref: &resolved.flake_ref,
+            system_manager_ref: &resolved.system_manager_ref,
+            registry: if build.pin_registry {
+                resolved
+                    .registry
+                    .iter()
+                    .map(|(from, to)| RegistryPin { from, to })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            rpms,
+            replacements: &build.minimal_replacements,
+            activate,
+        },
+    )
+    .map_err(|e| bug("the bootstrap script", e))?;
+    // SSM and AWSTOE interpolate `{{ ... }}`; the spec's values were checked, so this would be a template bug.
+    if script.contains("{{") {
+        return Err(bug(
+            "the bootstrap script",
+            "it contains `{{`, which SSM and AWSTOE would interpolate",
+        ));
+    }
+    Ok(script)
+}
+
 #[derive(Serialize)]
 struct UserDataContext<'a> {
     ready_unit: &'a str,
+    ready_command: Option<&'a str>,
     wait_secs: u64,
     resource: String,
+}
+
+#[derive(Serialize)]
+struct ReadinessContext<'a> {
+    ready_unit: &'a str,
+    ready_command: Option<&'a str>,
+}
+
+/// The readiness check on its own: shell functions `bake_ready` and `bake_wait_ready SECONDS` (see
+/// `templates/readiness.sh.hbs`), for whatever reports an instance's health.
+pub fn readiness_script(
+    ready_unit: &str,
+    ready_command: Option<&str>,
+) -> Result<String, EmitError> {
+    let hb = templates::registry().map_err(|e| bug("templates", e))?;
+    templates::render(
+        &hb,
+        templates::READINESS,
+        &ReadinessContext {
+            ready_unit,
+            ready_command,
+        },
+    )
+    .map_err(|e| bug("the readiness check", e))
 }
 
 /// The user data of a fleet whose instances signal CloudFormation, with `${AWS::StackName}` and `${AWS::Region}`
@@ -233,6 +304,7 @@ fn fleet_user_data(
         templates::USER_DATA,
         &UserDataContext {
             ready_unit: &signals.ready_unit,
+            ready_command: signals.ready_command.as_deref(),
             // Leave CloudFormation's own timeout time to receive a failure signal.
             wait_secs: (signals.timeout_secs * 9 / 10).max(30),
             resource: cfn::fleet_group_id(fleet),

@@ -10,12 +10,16 @@ use serde_json::Value;
 
 pub const BOOTSTRAP: &str = "bootstrap.sh";
 pub const USER_DATA: &str = "user-data.sh";
+/// The readiness check (`bake_ready`, `bake_wait_ready`): a template and the partial `{{> readiness}}`, with the
+/// context fields `ready_unit` and `ready_command` (string or null).
+pub const READINESS: &str = "readiness";
 pub const SSM_DOCUMENT: &str = "ssm-document.json";
 pub const COMPONENT: &str = "component.json";
 
 const SOURCES: &[(&str, &str)] = &[
     (BOOTSTRAP, include_str!("../../templates/bootstrap.sh.hbs")),
     (USER_DATA, include_str!("../../templates/user-data.sh.hbs")),
+    (READINESS, include_str!("../../templates/readiness.sh.hbs")),
     (
         SSM_DOCUMENT,
         include_str!("../../templates/ssm-document.json.hbs"),

@@ -7,8 +7,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The lock format this bake reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The lock format this bake writes. Version 2 added the installer's `sha256` (and its `url` names the binary for
+/// the image's architecture instead of the `curl | sh` script).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this bake still reads: a version-1 lock parses, and `verify` asks for `bake lock` because its
+/// installer entries have no hash.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -79,7 +83,12 @@ pub struct InputLock {
 pub struct InstallerLock {
     pub kind: String,
     pub version: String,
+    /// The installer binary for the image's architecture, from a versioned release URL.
     pub url: String,
+    /// The SHA-256 of that binary (lower-case hex), as `bake lock` downloaded it. The build runs the installer
+    /// only if the file it downloads has this hash. Absent in version-1 locks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl Lock {
@@ -104,11 +113,11 @@ impl Lock {
             version: Option<u32>,
         }
         if let Ok(VersionOnly { version: Some(v) }) = serde_json::from_str::<VersionOnly>(text)
-            && v != FORMAT_VERSION
+            && !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&v)
         {
             return Err(LockParseError {
                 message: format!(
-                    "lock format version {v} is not supported (this bake reads version {FORMAT_VERSION})"
+                    "lock format version {v} is not supported (this bake reads versions {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}); a newer bake wrote it, or it is damaged"
                 ),
                 line: 0,
                 column: 0,
@@ -127,4 +136,19 @@ pub struct LockParseError {
     pub message: String,
     pub line: usize,
     pub column: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_one_locks_still_parse_and_newer_ones_are_refused() {
+        let v1 = r#"{"version":1,"images":{}}"#;
+        assert_eq!(Lock::from_json(v1).unwrap().version, 1);
+        let v3 = r#"{"version":3,"images":{}}"#;
+        let e = Lock::from_json(v3).unwrap_err();
+        assert!(e.message.contains("version 3"), "{}", e.message);
+        assert_eq!(Lock::new().version, FORMAT_VERSION);
+    }
 }

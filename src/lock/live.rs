@@ -11,11 +11,20 @@ use crate::aws::{self, Classified, Endpoint, Kind};
 
 use super::resolve::{LookupError, ParameterValue, Resolver};
 
-/// Asks AWS and nix. Built once per `bake lock`.
+/// Asks AWS and nix, and downloads installers with curl. Built once per `bake lock`.
 pub struct LiveResolver {
     ssm: aws_sdk_ssm::Client,
     endpoint: Endpoint,
+    /// `BAKE_NIX_INSTALLER_MIRROR`: a base URL or `file://` directory that holds the installer binaries under their
+    /// release file names, read instead of the release host.
+    installer_mirror: Option<String>,
 }
+
+/// The environment variable naming an installer mirror for `bake lock`.
+pub const INSTALLER_MIRROR_ENV: &str = "BAKE_NIX_INSTALLER_MIRROR";
+
+/// Installer binaries are about 20 MB; anything far larger is not one.
+const DOWNLOAD_MAX_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The arguments bake passes to nix before the checkout path.
 pub const NIX_METADATA_ARGS: &[&str] = &[
@@ -40,8 +49,75 @@ impl LiveResolver {
         LiveResolver {
             ssm: aws_sdk_ssm::Client::new(&conf),
             endpoint: Endpoint::new("SSM", &conf, timeout),
+            installer_mirror: None,
         }
     }
+
+    /// Reads installers from a mirror instead of their release URLs (the lock still records the release URL).
+    pub fn with_installer_mirror(mut self, mirror: Option<String>) -> Self {
+        self.installer_mirror = mirror.filter(|m| !m.is_empty());
+        self
+    }
+
+    /// Where to read a release URL from: the mirror's file of the same name, or the URL itself.
+    fn source(&self, url: &str) -> String {
+        match &self.installer_mirror {
+            Some(m) => {
+                let file = url.rsplit('/').next().unwrap_or(url);
+                format!("{}/{file}", m.trim_end_matches('/'))
+            }
+            None => url.to_owned(),
+        }
+    }
+}
+
+/// The SHA-256 of a file at a `file://`, `http://` or `https://` URL. `file://` is read in process; HTTP goes
+/// through curl, following at most 10 redirects on the same kind of scheme, with a size cap (the caller bounds the
+/// time).
+pub async fn sha256_of(url: &str) -> Result<String, LookupError> {
+    use sha2::{Digest, Sha256};
+    if let Some(path) = url.strip_prefix("file://") {
+        let bytes = tokio::task::spawn_blocking({
+            let path = path.to_owned();
+            move || std::fs::read(path)
+        })
+        .await
+        .map_err(|e| LookupError::Download(e.to_string()))?
+        .map_err(|e| LookupError::Download(format!("cannot read {path}: {e}")))?;
+        return Ok(format!("{:x}", Sha256::digest(&bytes)));
+    }
+    let redirects = if url.starts_with("https://") {
+        "=https"
+    } else if url.starts_with("http://") {
+        "=http,https"
+    } else {
+        return Err(LookupError::Download(format!(
+            "{url} is not a file://, http:// or https:// URL"
+        )));
+    };
+    let out = tokio::process::Command::new("curl")
+        .args(["--fail", "--location", "--silent", "--show-error"])
+        .args(["--proto", redirects, "--proto-redir", redirects])
+        .args(["--max-redirs", "10"])
+        .args(["--max-filesize", &DOWNLOAD_MAX_BYTES.to_string()])
+        .arg("--")
+        .arg(url)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => LookupError::CurlMissing,
+            _ => LookupError::Download(format!("cannot start curl: {e}")),
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(LookupError::Download(format!(
+            "curl said: {}",
+            stderr.trim()
+        )));
+    }
+    Ok(format!("{:x}", Sha256::digest(&out.stdout)))
 }
 
 /// A failure's sentence without its "; next step" part.
@@ -87,6 +163,10 @@ impl Resolver for LiveResolver {
                 .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())
                 .unwrap_or_default(),
         })
+    }
+
+    async fn sha256(&self, url: &str) -> Result<String, LookupError> {
+        sha256_of(&self.source(url)).await
     }
 
     async fn flake_metadata(&self, checkout: &Path) -> Result<String, LookupError> {

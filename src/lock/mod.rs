@@ -11,11 +11,12 @@ pub mod report;
 pub mod resolve;
 pub mod time;
 
+use crate::check::image::fetches_with_git;
 use crate::check::plan::{
-    BuildPlan, FlakePlan, ImageSource, Installer, Plan, StackPlan, SystemManagerSource,
+    Arch, BuildPlan, FlakePlan, ImageSource, Installer, Plan, StackPlan, SystemManagerSource,
 };
 use crate::diag::{Code, Diag, Diags};
-use crate::spec::grammar::{Grammar, check_safe, is_git_rev};
+use crate::spec::grammar::{Grammar, check_safe, is_git_rev, is_nar_hash, is_sha256_hex};
 pub use file::{BaseLock, FlakeLock, ImageLock, InputLock, InstallerLock, Lock, LockParseError};
 
 /// Whether a base entry was resolved for the spec's current parameter, region and account.
@@ -30,9 +31,16 @@ pub fn flake_matches(flake: &FlakeLock, spec: &FlakePlan) -> bool {
     flake.url == spec.url && flake.git_ref == spec.git_ref
 }
 
-/// Whether the installer entry records the spec's installer.
-pub fn installer_matches(installer: &InstallerLock, spec: &Installer) -> bool {
-    installer.kind == spec.kind.as_str() && installer.version == spec.version
+/// Whether the installer entry records the spec's installer, for the image's architecture.
+pub fn installer_matches(installer: &InstallerLock, spec: &Installer, arch: Arch) -> bool {
+    installer.kind == spec.kind.as_str()
+        && installer.version == spec.version
+        && installer.url == spec.binary_url(arch)
+}
+
+/// Whether the installer entry holds the binary's hash (version-1 locks have none).
+pub fn installer_is_valid(installer: &InstallerLock) -> bool {
+    installer.sha256.as_deref().is_some_and(is_sha256_hex)
 }
 
 /// Whether a base entry holds a well-formed value (a hand-edited lock may not).
@@ -40,17 +48,18 @@ pub fn base_is_valid(base: &BaseLock) -> bool {
     Grammar::AmiId.check(&base.ami).is_ok()
 }
 
-/// Whether a flake entry holds a well-formed revision.
+/// Whether a flake entry holds a well-formed revision and NAR hash.
 pub fn flake_is_valid(flake: &FlakeLock) -> bool {
-    is_git_rev(&flake.rev)
+    is_git_rev(&flake.rev) && is_nar_hash(&flake.nar_hash)
 }
 
-/// The installer entry for the spec's installer: nothing to look up, it is derived from the spec.
-pub fn installer_lock(spec: &Installer) -> InstallerLock {
+/// The installer entry for the spec's installer on an architecture, with the hash `bake lock` computed.
+pub fn installer_lock(spec: &Installer, arch: Arch, sha256: String) -> InstallerLock {
     InstallerLock {
         kind: spec.kind.as_str().to_owned(),
         version: spec.version.clone(),
-        url: spec.url(),
+        url: spec.binary_url(arch),
+        sha256: Some(sha256),
     }
 }
 
@@ -58,12 +67,24 @@ pub fn installer_lock(spec: &Installer) -> InstallerLock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub base_ami: String,
-    /// `git+https://…?ref=…&rev=<40-hex>#output`, the exact flake the build applies.
+    /// `git+https://…?ref=…&rev=<40-hex>&narHash=…#output`, the exact flake the build applies: Nix checks the
+    /// fetched tree against the NAR hash, so a rewritten branch or a tampered mirror fails the build.
     pub flake_ref: String,
     pub flake_rev: String,
-    /// The pinned flake reference of the system-manager CLI, e.g. `github:numtide/system-manager/<rev>`.
+    /// The pinned flake reference of the system-manager CLI, e.g. `github:numtide/system-manager/<rev>`, with
+    /// `narHash=` when the flake's lock records one.
     pub system_manager_ref: String,
     pub nixpkgs_rev: Option<String>,
+    /// System flake registry entries, `(id, pinned reference)`: `nixpkgs` from the flake's locked input of that
+    /// name (when it has one) and `system-manager` at the CLI's revision. Pinned by revision: `nix registry add`
+    /// does not keep a `narHash`.
+    pub registry: Vec<(String, String)>,
+    /// The installer binary for the image's architecture and its SHA-256 (hex).
+    pub installer_url: String,
+    pub installer_sha256: String,
+    /// Whether Nix on the build instance runs `git`: a `git+` flake or a direct input the flake's lock fetches
+    /// with git.
+    pub needs_git: bool,
 }
 
 /// Checks the lock against the plan. The result has one entry per plan image: `None` for pinned images.
@@ -133,7 +154,9 @@ pub fn verify(
             );
         }
         let installer = &entry.installer;
-        if !installer_matches(installer, &build.installer) {
+        let same_release = installer.kind == build.installer.kind.as_str()
+            && installer.version == build.installer.version;
+        if !same_release {
             diags.push(
                 Diag::error(
                     Code::LockStale,
@@ -144,6 +167,36 @@ pub fn verify(
                     format!("locked: {} {}", installer.kind, installer.version),
                 )
                 .help(fix.clone()),
+            );
+        } else if installer.sha256.is_none() {
+            diags.push(
+                Diag::error(
+                    Code::LockMissing,
+                    format!("the lock has no SHA-256 of the Nix installer for image `{name}`"),
+                )
+                .label(
+                    build.installer_span,
+                    "the build runs the installer only if its hash matches the lock",
+                )
+                .help(format!(
+                    "the lock predates installer hashes (lock format version 1); {fix}"
+                )),
+            );
+        } else if !installer_matches(installer, &build.installer, build.arch) {
+            diags.push(
+                Diag::error(
+                    Code::LockStale,
+                    format!("the lock's Nix installer for image `{name}` is another binary"),
+                )
+                .label(
+                    build.installer_span,
+                    format!(
+                        "the {} build needs {}",
+                        build.arch.as_str(),
+                        build.installer.binary_url(build.arch)
+                    ),
+                )
+                .help(format!("the image's architecture changed; {fix}")),
             );
         }
         let mut invalid = |field: &str, why: &str| {
@@ -161,11 +214,29 @@ pub fn verify(
         if !base_is_valid(base) {
             invalid("base.ami", "is not an AMI id");
         }
-        if !flake_is_valid(flake) {
+        if !is_git_rev(&flake.rev) {
             invalid("flake.rev", "is not a full git commit hash");
         }
+        if !is_nar_hash(&flake.nar_hash) {
+            invalid("flake.nar-hash", "is not a Nix `sha256-` NAR hash");
+        }
+        if installer.sha256.is_some() && !installer_is_valid(installer) {
+            invalid("installer.sha256", "is not a SHA-256 in hex");
+        }
+        for (input, i) in &flake.inputs {
+            if i.nar_hash.as_deref().is_some_and(|h| !is_nar_hash(h)) {
+                invalid(
+                    &format!("flake.inputs.{input}.nar-hash"),
+                    "is not a Nix `sha256-` NAR hash",
+                );
+            }
+        }
+        let mut system_manager_url = String::new();
         let system_manager_ref = match &build.system_manager {
-            SystemManagerSource::Rev(rev) => format!("github:numtide/system-manager/{rev}"),
+            SystemManagerSource::Rev(rev) => {
+                system_manager_url = format!("github:numtide/system-manager/{rev}");
+                system_manager_url.clone()
+            }
             SystemManagerSource::Input(input) => match flake.inputs.get(input) {
                 Some(i) => {
                     if !is_git_rev(&i.rev)
@@ -177,7 +248,8 @@ pub fn verify(
                             "is not a pinned flake reference",
                         );
                     }
-                    i.url.clone()
+                    system_manager_url = i.url.clone();
+                    pinned_input_ref(i)
                 }
                 None => {
                     let known: Vec<&str> = flake.inputs.keys().map(String::as_str).collect();
@@ -193,17 +265,32 @@ pub fn verify(
                 }
             },
         };
+        let nixpkgs = flake.inputs.get("nixpkgs").filter(|i| {
+            is_git_rev(&i.rev)
+                && check_safe(&i.url).is_ok()
+                && !i.url.contains(['\'', '"', ' ', '\\'])
+        });
         out.push(Some(Resolved {
             base_ami: base.ami.clone(),
             flake_ref: locked_flake_ref(
                 &build.flake.url,
                 build.flake.git_ref.as_deref(),
                 &flake.rev,
+                Some(&flake.nar_hash),
                 &build.flake.output,
             ),
             flake_rev: flake.rev.clone(),
             system_manager_ref,
-            nixpkgs_rev: flake.inputs.get("nixpkgs").map(|i| i.rev.clone()),
+            nixpkgs_rev: nixpkgs.map(|i| i.rev.clone()),
+            registry: nixpkgs
+                .map(|i| ("nixpkgs".to_owned(), i.url.clone()))
+                .into_iter()
+                .chain([("system-manager".to_owned(), system_manager_url)])
+                .collect(),
+            installer_url: installer.url.clone(),
+            installer_sha256: installer.sha256.clone().unwrap_or_default(),
+            needs_git: fetches_with_git(&build.flake.url)
+                || flake.inputs.values().any(|i| fetches_with_git(&i.url)),
         }));
     }
     if diags.has_errors() {
@@ -215,15 +302,57 @@ pub fn verify(
     }
 }
 
-/// The flake reference pinned to a revision, with the output attribute.
-pub fn locked_flake_ref(url: &str, git_ref: Option<&str>, rev: &str, output: &str) -> String {
+/// The flake reference pinned to a revision (and, when known, to the NAR hash of its tree), with the output
+/// attribute.
+pub fn locked_flake_ref(
+    url: &str,
+    git_ref: Option<&str>,
+    rev: &str,
+    nar_hash: Option<&str>,
+    output: &str,
+) -> String {
+    let hash = nar_hash.map_or(String::new(), |h| format!("narHash={}", query_value(h)));
     if let Some(repo) = url.strip_prefix("github:") {
-        return format!("github:{repo}/{rev}#{output}");
+        let query = if hash.is_empty() {
+            String::new()
+        } else {
+            format!("?{hash}")
+        };
+        return format!("github:{repo}/{rev}{query}#{output}");
     }
-    match git_ref {
-        Some(r) => format!("{url}?ref={r}&rev={rev}#{output}"),
-        None => format!("{url}?rev={rev}#{output}"),
+    let mut params = Vec::new();
+    if let Some(r) = git_ref {
+        params.push(format!("ref={r}"));
     }
+    params.push(format!("rev={rev}"));
+    if !hash.is_empty() {
+        params.push(hash);
+    }
+    format!("{url}?{}#{output}", params.join("&"))
+}
+
+/// A locked input's reference with its `narHash=` when the flake's lock records one.
+pub fn pinned_input_ref(input: &InputLock) -> String {
+    match &input.nar_hash {
+        Some(h) if is_nar_hash(h) => {
+            let sep = if input.url.contains('?') { '&' } else { '?' };
+            format!("{}{sep}narHash={}", input.url, query_value(h))
+        }
+        _ => input.url.clone(),
+    }
+}
+
+/// Percent-encodes a query value: everything but RFC 3986 unreserved characters (a NAR hash's `+`, `/` and `=`).
+fn query_value(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -238,17 +367,47 @@ mod tests {
                 "git+https://github.com/acme/infra.git",
                 Some("main"),
                 rev,
+                None,
                 "systemConfigs.web"
             ),
             format!("git+https://github.com/acme/infra.git?ref=main&rev={rev}#systemConfigs.web")
         );
         assert_eq!(
-            locked_flake_ref("git+https://h/r.git", None, rev, "x"),
+            locked_flake_ref("git+https://h/r.git", None, rev, None, "x"),
             format!("git+https://h/r.git?rev={rev}#x")
         );
         assert_eq!(
-            locked_flake_ref("github:acme/infra", Some("main"), rev, "x"),
+            locked_flake_ref("github:acme/infra", Some("main"), rev, None, "x"),
             format!("github:acme/infra/{rev}#x")
+        );
+    }
+
+    #[test]
+    fn locked_refs_carry_the_nar_hash_percent_encoded() {
+        let rev = "0123456789abcdef0123456789abcdef01234567";
+        let hash = "sha256-q3Kx1mZ2s9Qm4a8b0Yc5d6E7f8G+h0I1j2K3l4M5n6o=";
+        let enc = "sha256-q3Kx1mZ2s9Qm4a8b0Yc5d6E7f8G%2Bh0I1j2K3l4M5n6o%3D";
+        assert_eq!(
+            locked_flake_ref("git+https://h/r.git", Some("main"), rev, Some(hash), "x"),
+            format!("git+https://h/r.git?ref=main&rev={rev}&narHash={enc}#x")
+        );
+        assert_eq!(
+            locked_flake_ref("github:acme/infra", None, rev, Some(hash), "x"),
+            format!("github:acme/infra/{rev}?narHash={enc}#x")
+        );
+        let input = |url: &str| super::InputLock {
+            url: url.to_owned(),
+            rev: rev.to_owned(),
+            nar_hash: Some(hash.to_owned()),
+            last_modified: None,
+        };
+        assert_eq!(
+            super::pinned_input_ref(&input(&format!("github:NixOS/nixpkgs/{rev}"))),
+            format!("github:NixOS/nixpkgs/{rev}?narHash={enc}")
+        );
+        assert_eq!(
+            super::pinned_input_ref(&input(&format!("github:o/r/{rev}?dir=sub"))),
+            format!("github:o/r/{rev}?dir=sub&narHash={enc}")
         );
     }
 }

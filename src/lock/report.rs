@@ -274,15 +274,22 @@ pub fn status(
             );
         }
         let inst = &entry.installer;
-        let inst_flag = if installer_matches(inst, &build.installer) {
-            ""
-        } else {
+        let inst_flag = if !installer_matches(inst, &build.installer, build.arch) {
             counts.stale += 1;
             "  STALE: the spec's installer changed"
+        } else if inst.sha256.is_none() {
+            counts.missing += 1;
+            "  MISSING: no SHA-256 of the binary (`bake lock` records it)"
+        } else {
+            ""
         };
+        let hash = inst
+            .sha256
+            .as_deref()
+            .map_or(String::new(), |h| format!(" sha256 {}", short(h)));
         let _ = writeln!(
             out,
-            "  installer  {} {}{inst_flag}",
+            "  installer  {} {}{hash}{inst_flag}",
             inst.kind, inst.version
         );
     }

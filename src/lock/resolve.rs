@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::nix::{FlakeMetadata, parse_metadata};
 use super::{
     BaseLock, FlakeLock, ImageLock, InstallerLock, Lock, base_is_valid, base_matches,
-    flake_is_valid, flake_matches, installer_lock, installer_matches,
+    flake_is_valid, flake_matches, installer_is_valid, installer_lock, installer_matches,
 };
 use crate::check::plan::{BuildPlan, ImageSource, Plan};
 use crate::diag::{Code, Diag};
@@ -46,6 +46,10 @@ pub enum LookupError {
     },
     /// The lookup did not answer within the timeout (seconds).
     Timeout(u64),
+    /// Downloading a file failed: what the server or curl said.
+    Download(String),
+    /// `curl`, which downloads the installer, is not on PATH.
+    CurlMissing,
 }
 
 /// The outside world, as `bake lock` asks it.
@@ -54,6 +58,8 @@ pub trait Resolver {
     fn parameter(&self, name: &str) -> impl Future<Output = Result<ParameterValue, LookupError>>;
     /// The stdout of `nix flake metadata --json <checkout>`.
     fn flake_metadata(&self, checkout: &Path) -> impl Future<Output = Result<String, LookupError>>;
+    /// The SHA-256 (lower-case hex) of the file at `url`: the Nix installer binary the build will run.
+    fn sha256(&self, url: &str) -> impl Future<Output = Result<String, LookupError>>;
     /// The fetch URLs of the checkout's git remotes, to compare with the spec's URL; empty when unknown.
     fn git_remotes(&self, checkout: &Path) -> impl Future<Output = Vec<String>> {
         let _ = checkout;
@@ -177,6 +183,8 @@ pub struct Need {
     pub image: usize,
     pub base: Option<Why>,
     pub flake: Option<Why>,
+    /// The installer binary's hash: missing (a version-1 lock), for another installer, or malformed.
+    pub installer: Option<Why>,
 }
 
 /// Built images of the plan, with their index.
@@ -209,11 +217,19 @@ pub fn needs(plan: &Plan, old: &Lock, selection: &Selection) -> Vec<Need> {
             Some(_) if selection.flake(name) => Some(Why::Requested),
             Some(_) => None,
         };
-        if base.is_some() || flake.is_some() {
+        let installer = match entry.map(|e| &e.installer) {
+            None => Some(Why::Missing),
+            Some(i) if !installer_matches(i, &build.installer, build.arch) => Some(Why::Stale),
+            Some(i) if i.sha256.is_none() => Some(Why::Missing),
+            Some(i) if !installer_is_valid(i) => Some(Why::Invalid),
+            Some(_) => None,
+        };
+        if base.is_some() || flake.is_some() || installer.is_some() {
             out.push(Need {
                 image: i,
                 base,
                 flake,
+                installer,
             });
         }
     }
@@ -227,18 +243,6 @@ pub fn pruned(plan: &Plan, old: &Lock) -> Vec<String> {
         .keys()
         .filter(|k| !keep.contains(k.as_str()))
         .cloned()
-        .collect()
-}
-
-/// Built images whose installer entry no longer records the spec's installer (fixed without a lookup).
-pub fn installer_changes(plan: &Plan, old: &Lock) -> Vec<String> {
-    built(plan)
-        .filter(|(_, name, build)| {
-            old.images
-                .get(*name)
-                .is_some_and(|e| !installer_matches(&e.installer, &build.installer))
-        })
-        .map(|(_, name, _)| name.to_owned())
         .collect()
 }
 
@@ -335,8 +339,23 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
         }
     }
 
+    let mut downloads: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for need in needs.iter().filter(|n| n.installer.is_some()) {
+        if let ImageSource::Built(build) = &plan.images[need.image].source {
+            downloads
+                .entry(build.installer.binary_url(build.arch))
+                .or_default()
+                .push(need.image);
+        }
+    }
+
     let timeout = req.timeout;
     let secs = timeout.as_secs();
+    let download_lookups = downloads.keys().map(|url| async move {
+        tokio::time::timeout(timeout, resolver.sha256(url))
+            .await
+            .unwrap_or(Err(LookupError::Timeout(secs)))
+    });
     let param_lookups = parameters.keys().map(|name| async move {
         tokio::time::timeout(timeout, resolver.parameter(name))
             .await
@@ -355,8 +374,11 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
         };
         tokio::join!(metadata, remotes)
     });
-    let (param_results, flake_results) =
-        tokio::join!(join_all(param_lookups), join_all(flake_lookups));
+    let (param_results, flake_results, download_results) = tokio::join!(
+        join_all(param_lookups),
+        join_all(flake_lookups),
+        join_all(download_lookups)
+    );
 
     // Turn answers into entries, and failures into diagnostics at every node that asked.
     let mut bases: BTreeMap<usize, BaseLock> = BTreeMap::new();
@@ -469,6 +491,40 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
             }
         }
     }
+    let mut installers: BTreeMap<usize, InstallerLock> = BTreeMap::new();
+    for ((url, images), result) in downloads.iter().zip(download_results) {
+        let builds: Vec<(usize, &BuildPlan)> = images
+            .iter()
+            .filter_map(|&i| build_of(plan, i).map(|b| (i, b)))
+            .collect();
+        match result {
+            Ok(sha256) if crate::spec::grammar::is_sha256_hex(&sha256) => {
+                for (i, build) in builds {
+                    installers.insert(
+                        i,
+                        installer_lock(&build.installer, build.arch, sha256.clone()),
+                    );
+                }
+            }
+            Ok(other) => {
+                world_failed = true;
+                let spans: Vec<Span> = builds.iter().map(|(_, b)| b.installer_span).collect();
+                diags.push(at_all(
+                    Diag::error(
+                        Code::LockDownload,
+                        format!("hashing {url} gave `{other}`, not a SHA-256"),
+                    ),
+                    &spans,
+                    "the installer to pin",
+                ));
+            }
+            Err(e) => {
+                world_failed = true;
+                let spans: Vec<Span> = builds.iter().map(|(_, b)| b.installer_span).collect();
+                diags.push(download_diag(url, &e, &spans));
+            }
+        }
+    }
     if world_failed || spec_failed {
         let failure = if world_failed {
             Failure::World
@@ -484,17 +540,14 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
     let mut changes = Vec::new();
     for (i, name, build) in built(plan) {
         let old = req.old.images.get(name);
-        let installer = installer_lock(&build.installer);
-        let (Some(base), Some(flake)) = (
+        let (Some(base), Some(flake), Some(installer)) = (
             bases.get(&i).or(old.map(|e| &e.base)),
             flakes.get(&i).or(old.map(|e| &e.flake)),
+            installers.get(&i).or(old.map(|e| &e.installer)).cloned(),
         ) else {
-            continue; // unreachable: a missing entry needs both parts
+            continue; // unreachable: a missing entry needs every part
         };
-        let installer = match old.map(|e| &e.installer) {
-            Some(o) if installer_matches(o, &build.installer) => o.clone(),
-            _ => installer,
-        };
+        let _ = build;
         let change = ImageChange {
             image: name.to_owned(),
             base: bases
@@ -680,6 +733,32 @@ fn flake_diag(shown: &str, e: &LookupError, spans: &[Span]) -> Diag {
     at_all(Diag::error(code, message), spans, "the flake to lock").help(help)
 }
 
+fn download_diag(url: &str, e: &LookupError, spans: &[Span]) -> Diag {
+    let (message, help) = match e {
+        LookupError::CurlMissing => (
+            "`curl` is not installed (or not on PATH): `bake lock` downloads the Nix installer with it to record its SHA-256".to_owned(),
+            "install curl (`apt-get install curl`, `dnf install curl-minimal`), or set BAKE_NIX_INSTALLER_MIRROR to a `file://` directory holding the installer binaries, then run `bake lock` again".to_owned(),
+        ),
+        LookupError::Timeout(secs) => (
+            format!("downloading {url} timed out after {secs}s"),
+            "check the network (or set BAKE_NIX_INSTALLER_MIRROR to a reachable copy), then run `bake lock` again".to_owned(),
+        ),
+        other => (
+            format!("cannot download the Nix installer {url}"),
+            format!(
+                "{}. Check the installer version in the spec; a machine without access to the release host can set BAKE_NIX_INSTALLER_MIRROR to a base URL or `file://` directory with the same files",
+                lookup_text(other).trim_end_matches('.')
+            ),
+        ),
+    };
+    at_all(
+        Diag::error(Code::LockDownload, message),
+        spans,
+        "the installer to pin",
+    )
+    .help(help)
+}
+
 fn lookup_text(e: &LookupError) -> String {
     match e {
         LookupError::ParameterNotFound(m)
@@ -690,6 +769,8 @@ fn lookup_text(e: &LookupError) -> String {
         LookupError::NixMissing => "nix is not installed".to_owned(),
         LookupError::NixFailed { status, stderr } => format!("nix failed ({status}): {stderr}"),
         LookupError::Timeout(s) => format!("timed out after {s}s"),
+        LookupError::Download(m) => m.clone(),
+        LookupError::CurlMissing => "curl is not installed".to_owned(),
     }
 }
 
@@ -731,6 +812,7 @@ mod tests {
     struct Slow {
         parameters: Cell<usize>,
         flakes: Cell<usize>,
+        downloads: Cell<usize>,
     }
 
     impl Resolver for Slow {
@@ -747,11 +829,18 @@ mod tests {
             })
         }
 
+        async fn sha256(&self, url: &str) -> Result<String, LookupError> {
+            self.downloads.set(self.downloads.get() + 1);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            use sha2::Digest;
+            Ok(format!("{:x}", sha2::Sha256::digest(url.as_bytes())))
+        }
+
         async fn flake_metadata(&self, _: &Path) -> Result<String, LookupError> {
             self.flakes.set(self.flakes.get() + 1);
             tokio::time::sleep(Duration::from_millis(500)).await;
             Ok(format!(
-                r#"{{"revision":"{REV}","locked":{{"narHash":"sha256-x","lastModified":5,"ref":"main"}},
+                r#"{{"revision":"{REV}","locked":{{"narHash":"sha256-q3Kx1mZ2s9Qm4a8b0Yc5d6E7f8G9h0I1j2K3l4M5n6o=","lastModified":5,"ref":"main"}},
                    "locks":{{"root":"root","nodes":{{"root":{{"inputs":{{"system-manager":"sm"}}}},
                    "sm":{{"locked":{{"type":"github","owner":"numtide","repo":"system-manager","rev":"{REV}"}}}}}}}}}}"#
             ))
@@ -821,13 +910,32 @@ mod tests {
         let r = Slow {
             parameters: Cell::new(0),
             flakes: Cell::new(0),
+            downloads: Cell::new(0),
         };
         // The clock is paused and only moves when every task waits: elapsed time counts the sleeps exactly.
         let started = tokio::time::Instant::now();
         let out = run_with(&p, &r).await;
         assert!(out.failure.is_none(), "{:?}", out.diags);
-        // One lookup per distinct parameter and checkout, all at once.
-        assert_eq!((r.parameters.get(), r.flakes.get()), (1, 1));
+        // One lookup per distinct parameter, checkout and installer binary, all at once.
+        assert_eq!(
+            (r.parameters.get(), r.flakes.get(), r.downloads.get()),
+            (1, 1, 1)
+        );
+        let installer = &out.lock.images["a"].installer;
+        assert_eq!(
+            installer.url,
+            "https://install.determinate.systems/nix/tag/v3.1.1/nix-installer-x86_64-linux"
+        );
+        assert_eq!(
+            installer.sha256.as_deref(),
+            Some(
+                format!(
+                    "{:x}",
+                    <sha2::Sha256 as sha2::Digest>::digest(installer.url.as_bytes())
+                )
+                .as_str()
+            )
+        );
         // Each lookup sleeps 500 ms: sequential lookups would take a second.
         assert_eq!(started.elapsed(), Duration::from_millis(500));
         assert_eq!(out.lock.images.len(), 2);
@@ -848,6 +956,7 @@ mod tests {
         let r = Slow {
             parameters: Cell::new(0),
             flakes: Cell::new(0),
+            downloads: Cell::new(0),
         };
         let out = run_with(&p, &r).await;
         assert_eq!(out.failure, Some(Failure::World));

@@ -29,6 +29,8 @@ pub enum Grammar {
     PolicyArn,
     TagKey,
     SystemdUnit,
+    /// A command line for bash on the instance (quoted by `emit`, never spliced).
+    ShellCommand,
 }
 
 impl Grammar {
@@ -67,6 +69,9 @@ impl Grammar {
             Grammar::TagKey => "a tag key: 1 to 128 characters, not starting with `aws:`",
             Grammar::SystemdUnit => {
                 "a systemd unit name such as `nginx.service` or `multi-user.target`"
+            }
+            Grammar::ShellCommand => {
+                "a one-line shell command such as `curl -fsS http://localhost/health` (no `${`: user data passes through Fn::Sub)"
             }
         }
     }
@@ -204,8 +209,42 @@ impl Grammar {
                 });
                 expect(ok)
             }
+            Grammar::ShellCommand => check_shell_command(s),
         }
     }
+}
+
+/// A one-line command for bash. It is quoted whole into user data, which CloudFormation's `Fn::Sub` reads first,
+/// so `${` would be substituted (or break the template) before the shell sees it.
+fn check_shell_command(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    if s.len() > 1024 {
+        return Err("is longer than 1024 bytes".into());
+    }
+    if s.contains("${") {
+        return Err("contains `${`, which CloudFormation's Fn::Sub would substitute in the user data; write `$VAR` instead of `${VAR}`".into());
+    }
+    Ok(())
+}
+
+/// An SRI SHA-256 hash as Nix writes `narHash`: `sha256-` and 44 characters of base64.
+pub fn is_nar_hash(s: &str) -> bool {
+    s.strip_prefix("sha256-").is_some_and(|b64| {
+        b64.len() == 44
+            && b64.ends_with('=')
+            && b64[..43]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    })
+}
+
+/// A SHA-256 digest in lower-case hex, as `sha256sum` prints it.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn expect(ok: bool) -> Result<(), String> {
@@ -388,6 +427,30 @@ mod tests {
         assert!(Grammar::SystemdUnit.check("web@1.service").is_ok());
         assert!(Grammar::SystemdUnit.check("web").is_err());
         assert!(Grammar::TagKey.check("aws:x").is_err());
+        assert!(
+            Grammar::ShellCommand
+                .check("curl -fsS 'http://localhost/health' && test -s /run/x")
+                .is_ok()
+        );
+        let sub = Grammar::ShellCommand
+            .check("test -n \"${HOME}\"")
+            .unwrap_err();
+        assert!(sub.contains("Fn::Sub"), "{sub}");
+        assert!(Grammar::ShellCommand.check(" ").is_err());
+        assert!(Grammar::ShellCommand.check("a\nb").is_err());
+    }
+
+    #[test]
+    fn hashes() {
+        assert!(is_nar_hash(
+            "sha256-Pq7Rs8Tu9Vw0Xy1Za2Bc3De4Fg5Hi6Jk7Lm8No9Pq0R="
+        ));
+        assert!(!is_nar_hash("sha256-x"));
+        assert!(!is_nar_hash(
+            "sha256-Pq7Rs8Tu9Vw0Xy1Za2Bc3De4Fg5Hi6Jk7Lm8No9Pq0'="
+        ));
+        assert!(is_sha256_hex(&"ab".repeat(32)));
+        assert!(!is_sha256_hex(&"AB".repeat(32)));
     }
 
     #[test]

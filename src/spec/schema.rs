@@ -288,7 +288,13 @@ const IMAGE: Node = Node {
                 required(
                     "version",
                     Ty::Str(Grammar::Version),
-                    "The installer release to download, pinned so every build installs the same Nix.",
+                    "The installer release. The build downloads that release's installer binary for the image's architecture and runs it only if its SHA-256 is the one `bake lock` recorded.",
+                ),
+                with_default(
+                    "pin-registry",
+                    Ty::Bool,
+                    "#true",
+                    "Pin `nixpkgs` and `system-manager` in the system flake registry (/etc/nix/registry.json) to the revisions the flake's lock holds, so `nix shell nixpkgs#...` on an instance uses them instead of a moving nixpkgs.",
                 ),
             ],
             ..node(
@@ -551,7 +557,7 @@ const FLEET: Node = Node {
                         "wait-for-signals",
                         Ty::Bool,
                         "#false",
-                        "New instances signal CloudFormation when `ready-unit` is active; bake adds aws-cfn-bootstrap and the user data.",
+                        "New instances signal CloudFormation when they are ready (`ready-unit` active, no failed system-manager unit, `ready-command` passing); bake adds aws-cfn-bootstrap and the user data.",
                     ),
                     ROLLING,
                 ),
@@ -576,7 +582,15 @@ const FLEET: Node = Node {
                         "ready-unit",
                         Ty::Str(Grammar::SystemdUnit),
                         "system-manager.target",
-                        "The systemd unit whose activation means an instance is ready, when instances signal.",
+                        "The systemd unit that must be active before an instance signals success. Besides it, no unit that `system-manager.target` pulls in may have failed.",
+                    ),
+                    SIGNALLED,
+                ),
+                for_strategies(
+                    prop(
+                        "ready-command",
+                        Ty::Str(Grammar::ShellCommand),
+                        "A health check run as root by bash on the instance (e.g. `curl -fsS http://localhost/health`); it must also succeed before the instance signals success. Each try may take 60 seconds.",
                     ),
                     SIGNALLED,
                 ),
