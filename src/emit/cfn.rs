@@ -49,6 +49,65 @@ fn assume_role(service: &str) -> Value {
     })
 }
 
+/// A service role that only this account's Image Builder, acting for one of this account's Image Builder
+/// resources in this region, may assume (the IAM confused-deputy guidance: `aws:SourceAccount` and
+/// `aws:SourceArn`).
+fn assume_role_from_image_builder() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "imagebuilder.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                "ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:imagebuilder:${AWS::Region}:${AWS::AccountId}:*"}}
+            }
+        }]
+    })
+}
+
+/// The stack's tags with bake's on top: a key bake sets replaces the user's, so no key appears twice. (`check`
+/// reserves `bake:` keys, so in practice only `Name` is replaced.)
+pub(crate) fn merge_tags(
+    user: &[(String, String)],
+    ours: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = user
+        .iter()
+        .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
+        .cloned()
+        .collect();
+    for (k, v) in ours {
+        if let Some(slot) = out.iter_mut().find(|(o, _)| o == k) {
+            slot.1.clone_from(v);
+        } else {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
+}
+
+/// The tag value naming one image of one stack: what the lifecycle policy selects and what an AMI search
+/// filters on (`aws ec2 describe-images --owners self --filters Name=tag:bake:lineage,Values=<stack>/<image>`).
+pub(crate) fn lineage(plan: &Plan, image: &ImagePlan) -> String {
+    format!("{}/{}", plan.stack.name, image.name.value)
+}
+
+/// The SSM parameter holding the AMI an image's fleets run; its history lists the AMI of every deploy.
+pub(crate) fn ami_parameter_name(plan: &Plan, image: &ImagePlan) -> String {
+    format!("/bake/{}/{}/ami", plan.stack.name, image.name.value)
+}
+
+/// The launch lifecycle hook an instance-refresh fleet's instances complete once they are ready.
+pub(crate) const READY_HOOK: &str = "bake-ready";
+
+/// The name bake gives an instance-refresh fleet's group (for `Fn::Sub`), so that its instances can name the
+/// group when they complete the launch hook without the launch template referring to the group.
+pub(crate) fn fleet_group_name_sub(fleet: &FleetPlan) -> String {
+    format!("${{AWS::StackName}}-{}", fleet.name.value)
+}
+
 /// Adds `Tags` to a resource's properties only when there are tags (an empty list is noise in diffs).
 fn with_tags(mut props: Map<String, Value>, key: &str, tags: Value) -> Value {
     let empty = match &tags {
@@ -89,9 +148,17 @@ pub(crate) fn template(
                         "Value": {"Fn::GetAtt": [image_id(image, ""), "ImageId"]}
                     }),
                 );
-                metadata_images.insert(
-                    image.name.value.clone(),
-                    json!({"base-ami": r.base_ami, "flake-rev": r.flake_rev, "system-manager": r.system_manager_ref}),
+                let mut meta = json!({"base-ami": r.base_ami, "flake-rev": r.flake_rev, "system-manager": r.system_manager_ref});
+                if build.delete_old_amis {
+                    meta["keep-amis"] = json!(build.keep_amis);
+                }
+                metadata_images.insert(image.name.value.clone(), meta);
+                ami_record(
+                    plan,
+                    image,
+                    json!({"Fn::GetAtt": [image_id(image, ""), "ImageId"]}),
+                    &mut resources,
+                    &mut outputs,
                 );
             }
             (ImageSource::Pinned { ami }, _, _) => {
@@ -100,6 +167,7 @@ pub(crate) fn template(
                     json!({"Description": format!("The pinned AMI of image {}", image.name.value), "Value": ami}),
                 );
                 metadata_images.insert(image.name.value.clone(), json!({"pinned-ami": ami}));
+                ami_record(plan, image, json!(ami), &mut resources, &mut outputs);
             }
             _ => {}
         }
@@ -121,6 +189,43 @@ pub(crate) fn template(
         "Resources": resources,
         "Outputs": outputs,
     })
+}
+
+/// Records the AMI an image's fleets run in an SSM parameter that survives switching between a built and a pinned
+/// image: its version history is the list of AMIs the stack deployed, the ones to roll back to.
+fn ami_record(
+    plan: &Plan,
+    image: &ImagePlan,
+    ami: Value,
+    resources: &mut Map<String, Value>,
+    outputs: &mut Map<String, Value>,
+) {
+    let parameter = image_id(image, "AmiParameter");
+    resources.insert(
+        parameter.clone(),
+        json!({
+            "Type": "AWS::SSM::Parameter",
+            // No resource `Tags`: the stack's tags reach it (bake deploy tags the stack), and moto 5.2 fails on the
+            // map form CloudFormation documents for this type.
+            "Properties": {
+                "Name": ami_parameter_name(plan, image),
+                "Type": "String",
+                "Value": ami,
+                "Description": format!("The AMI of image {} in stack {}; its history lists the AMI of every deploy", image.name.value, plan.stack.name),
+            }
+        }),
+    );
+    outputs.insert(
+        image_id(image, "AmiHistory"),
+        json!({
+            "Description": format!(
+                "The SSM parameter recording image {}'s AMI on every deploy: aws ssm get-parameter-history --name {} lists the AMIs to roll back to",
+                image.name.value,
+                ami_parameter_name(plan, image)
+            ),
+            "Value": {"Ref": parameter}
+        }),
+    );
 }
 
 fn built_image(
@@ -231,11 +336,16 @@ fn built_image(
         image_id(image, "Infrastructure"),
         json!({"Type": "AWS::ImageBuilder::InfrastructureConfiguration", "Properties": with_tags(infra, "Tags", tag_map(tags))}),
     );
-    let mut ami_tags: Vec<(String, String)> = tags.clone();
-    ami_tags.push(("bake:stack".into(), plan.stack.name.clone()));
-    ami_tags.push(("bake:image".into(), image.name.value.clone()));
-    ami_tags.push(("bake:base-ami".into(), resolved.base_ami.clone()));
-    ami_tags.push(("bake:flake-rev".into(), resolved.flake_rev.clone()));
+    let ami_tags = merge_tags(
+        tags,
+        &[
+            ("bake:stack".into(), plan.stack.name.clone()),
+            ("bake:image".into(), image.name.value.clone()),
+            ("bake:lineage".into(), lineage(plan, image)),
+            ("bake:base-ami".into(), resolved.base_ami.clone()),
+            ("bake:flake-rev".into(), resolved.flake_rev.clone()),
+        ],
+    );
     resources.insert(
         image_id(image, "Distribution"),
         json!({
@@ -268,27 +378,104 @@ fn built_image(
             json!({"ImageTestsEnabled": false})
         },
     );
+    let image_tags = merge_tags(tags, &[("bake:lineage".into(), lineage(plan, image))]);
+    let mut image_resource = obj(json!({"Type": "AWS::ImageBuilder::Image"}));
     if build.delete_old_amis {
-        let deletion_role = image_id(image, "DeletionRole");
-        resources.insert(
-            deletion_role.clone(),
-            json!({
-                "Type": "AWS::IAM::Role",
-                "Properties": with_tags(obj(json!({
-                    "Description": format!("Lets Image Builder delete the old AMIs of {base_name}"),
-                    "AssumeRolePolicyDocument": assume_role("imagebuilder.amazonaws.com"),
-                    "ManagedPolicyArns": [managed_policy("EC2ImageBuilderExecutionPolicy")],
-                })), "Tags", tag_list(tags))
-            }),
-        );
-        image_props.insert(
-            "DeletionSettings".into(),
-            json!({"ExecutionRole": {"Fn::GetAtt": [deletion_role, "Arn"]}}),
-        );
+        // Image Builder's lifecycle policy deletes old AMIs, keeping the newest `keep`. CloudFormation must not
+        // delete the image when it replaces it or when a rollback pins the image: that is what would leave no AMI
+        // to go back to (and DeletionSettings would deregister the AMI right then).
+        image_resource.insert("DeletionPolicy".into(), json!("Retain"));
+        image_resource.insert("UpdateReplacePolicy".into(), json!("Retain"));
+        retention(plan, image, build, &base_name, resources);
     }
+    image_resource.insert(
+        "Properties".into(),
+        with_tags(image_props, "Tags", tag_map(&image_tags)),
+    );
+    resources.insert(image_id(image, ""), Value::Object(image_resource));
+}
+
+/// The lifecycle policy that keeps an image's newest `keep` baked AMIs and deletes older ones with their
+/// snapshots, and its execution role: only what a DELETE rule uses (the AWS managed
+/// `EC2ImageBuilderLifecycleExecutionPolicy` less deprecation, disabling, tagging and containers), only on
+/// resources Image Builder created, AMIs only of this image's lineage.
+fn retention(
+    plan: &Plan,
+    image: &ImagePlan,
+    build: &BuildPlan,
+    base_name: &str,
+    resources: &mut Map<String, Value>,
+) {
+    let tags = &plan.stack.tags;
+    let lineage = lineage(plan, image);
+    let role = image_id(image, "RetentionRole");
+    // Image Builder ARNs use the lower-cased name.
+    let arn_name = base_name.to_ascii_lowercase();
     resources.insert(
-        image_id(image, ""),
-        json!({"Type": "AWS::ImageBuilder::Image", "Properties": with_tags(image_props, "Tags", tag_map(tags))}),
+        role.clone(),
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Properties": with_tags(obj(json!({
+                "Description": format!("Lets Image Builder delete the AMIs of {base_name} beyond the newest {}", build.keep_amis),
+                "AssumeRolePolicyDocument": assume_role_from_image_builder(),
+                "Policies": [{
+                    "PolicyName": "bake-ami-retention",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "DeregisterThisImagesAmis",
+                                "Effect": "Allow",
+                                "Action": "ec2:DeregisterImage",
+                                "Resource": {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::image/*"},
+                                "Condition": {"StringEquals": {
+                                    "aws:ResourceTag/CreatedBy": "EC2 Image Builder",
+                                    "aws:ResourceTag/bake:lineage": lineage,
+                                }}
+                            },
+                            {
+                                "Sid": "DeleteImageBuilderSnapshots",
+                                "Effect": "Allow",
+                                "Action": "ec2:DeleteSnapshot",
+                                "Resource": {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*"},
+                                "Condition": {"StringEquals": {"aws:ResourceTag/CreatedBy": "EC2 Image Builder"}}
+                            },
+                            {
+                                "Sid": "DeleteThisImagesBuilds",
+                                "Effect": "Allow",
+                                "Action": "imagebuilder:DeleteImage",
+                                "Resource": {"Fn::Sub": format!("arn:${{AWS::Partition}}:imagebuilder:${{AWS::Region}}:${{AWS::AccountId}}:image/{arn_name}/*")}
+                            },
+                            {
+                                "Sid": "FindThem",
+                                "Effect": "Allow",
+                                "Action": ["ec2:DescribeImages", "ec2:DescribeImageAttribute", "tag:GetResources"],
+                                "Resource": "*"
+                            }
+                        ]
+                    }
+                }],
+            })), "Tags", tag_list(tags))
+        }),
+    );
+    resources.insert(
+        image_id(image, "Retention"),
+        json!({
+            "Type": "AWS::ImageBuilder::LifecyclePolicy",
+            "Properties": with_tags(obj(json!({
+                "Name": base_name,
+                "Description": format!("Keeps the newest {} AMIs of {base_name}; AMIs tagged bake:keep=true are kept", build.keep_amis),
+                "ExecutionRole": {"Fn::GetAtt": [role, "Arn"]},
+                "ResourceType": "AMI_IMAGE",
+                "Status": "ENABLED",
+                "ResourceSelection": {"TagMap": {"bake:lineage": lineage}},
+                "PolicyDetails": [{
+                    "Action": {"Type": "DELETE", "IncludeResources": {"Amis": true, "Snapshots": true}},
+                    "Filter": {"Type": "COUNT", "Value": build.keep_amis},
+                    "ExclusionRules": {"Amis": {"TagMap": {"bake:keep": "true"}}}
+                }],
+            })), "Tags", tag_map(tags))
+        }),
     );
 }
 
@@ -306,15 +493,42 @@ fn fleet_resources(
     let group = fleet_group_id(fleet);
     let mut policies = vec![managed_policy("AmazonSSMManagedInstanceCore")];
     policies.extend(fleet.policies.iter().map(|p| json!(p)));
+    // An instance-refresh fleet's instances complete their launch hook once ready. The hook exists only with user
+    // data that completes it: a hook nobody completes would abandon every instance it launches.
+    let hook = match (&fleet.rollout, user_data) {
+        (Rollout::InstanceRefresh { ready, .. }, Some(_)) => Some(ready.timeout_secs),
+        _ => None,
+    };
+    let mut role_props = obj(json!({
+        "Description": format!("Instances of fleet {} in stack {}", fleet.name.value, plan.stack.name),
+        "AssumeRolePolicyDocument": assume_role("ec2.amazonaws.com"),
+        "ManagedPolicyArns": policies,
+    }));
+    if hook.is_some() {
+        role_props.insert(
+            "Policies".into(),
+            json!([{
+                "PolicyName": "bake-ready",
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Sid": "CompleteTheLaunchHookOfThisGroup",
+                        "Effect": "Allow",
+                        "Action": "autoscaling:CompleteLifecycleAction",
+                        "Resource": {"Fn::Sub": format!(
+                            "arn:${{AWS::Partition}}:autoscaling:${{AWS::Region}}:${{AWS::AccountId}}:autoScalingGroup:*:autoScalingGroupName/{}",
+                            fleet_group_name_sub(fleet)
+                        )}
+                    }]
+                }
+            }]),
+        );
+    }
     resources.insert(
         role.clone(),
         json!({
             "Type": "AWS::IAM::Role",
-            "Properties": with_tags(obj(json!({
-                "Description": format!("Instances of fleet {} in stack {}", fleet.name.value, plan.stack.name),
-                "AssumeRolePolicyDocument": assume_role("ec2.amazonaws.com"),
-                "ManagedPolicyArns": policies,
-            })), "Tags", tag_list(tags))
+            "Properties": with_tags(role_props, "Tags", tag_list(tags))
         }),
     );
     resources.insert(
@@ -325,13 +539,12 @@ fn fleet_resources(
         ImageSource::Built(_) => json!({"Fn::GetAtt": [image_id(image, ""), "ImageId"]}),
         ImageSource::Pinned { ami } => json!(ami),
     };
-    let mut volume_tags = tags.clone();
-    volume_tags.push(("bake:fleet".into(), fleet.name.value.clone()));
+    let volume_tags = merge_tags(tags, &[("bake:fleet".into(), fleet.name.value.clone())]);
     let mut data = obj(json!({
         "ImageId": image_ref,
         "InstanceType": fleet.instance_type,
         "IamInstanceProfile": {"Arn": {"Fn::GetAtt": [profile, "Arn"]}},
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": fleet.imds_hop_limit},
         "BlockDeviceMappings": [{
             "DeviceName": "/dev/xvda",
             "Ebs": {"Encrypted": true, "VolumeType": "gp3", "DeleteOnTermination": true}
@@ -354,11 +567,16 @@ fn fleet_resources(
             }
         }),
     );
-    let mut group_tags: Vec<Value> = tags
-        .iter()
-        .map(|(k, v)| json!({"Key": k, "Value": v, "PropagateAtLaunch": true}))
-        .collect();
-    group_tags.push(json!({"Key": "Name", "Value": format!("{}-{}", plan.stack.name, fleet.name.value), "PropagateAtLaunch": true}));
+    let group_tags: Vec<Value> = merge_tags(
+        tags,
+        &[(
+            "Name".into(),
+            format!("{}-{}", plan.stack.name, fleet.name.value),
+        )],
+    )
+    .iter()
+    .map(|(k, v)| json!({"Key": k, "Value": v, "PropagateAtLaunch": true}))
+    .collect();
     let mut props = obj(json!({
         "MinSize": fleet.min.to_string(),
         "MaxSize": fleet.max.to_string(),
@@ -372,6 +590,23 @@ fn fleet_resources(
     }));
     if let Some(d) = fleet.desired {
         props.insert("DesiredCapacity".into(), json!(d.to_string()));
+    }
+    if matches!(fleet.rollout, Rollout::InstanceRefresh { .. }) {
+        props.insert(
+            "AutoScalingGroupName".into(),
+            json!({"Fn::Sub": fleet_group_name_sub(fleet)}),
+        );
+    }
+    if let Some(timeout) = hook {
+        props.insert(
+            "LifecycleHookSpecificationList".into(),
+            json!([{
+                "LifecycleHookName": READY_HOOK,
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                "HeartbeatTimeout": timeout,
+                "DefaultResult": "ABANDON"
+            }]),
+        );
     }
     let mut resource = obj(json!({"Type": "AWS::AutoScaling::AutoScalingGroup"}));
     let (update, creation) = policies_for(fleet);
@@ -428,6 +663,7 @@ fn policies_for(fleet: &FleetPlan) -> (Value, Option<Value>) {
             checkpoints,
             checkpoint_delay_secs,
             skip_matching,
+            ..
         } => {
             let mut p = obj(json!({
                 "MinHealthyPercentage": min_healthy,

@@ -192,6 +192,14 @@ pub const ROLLOUT_STRATEGIES: &[&str] = &["rolling", "replacing", "instance-refr
 pub const ARCHITECTURES: &[&str] = &["x86_64", "arm64"];
 pub const INSTALLERS: &[&str] = &["determinate", "upstream"];
 pub const VOLUME_TYPES: &[&str] = &["gp3", "gp2", "io1", "io2"];
+/// What AWS recommends suspending during a rolling update, and bake's default.
+pub const RECOMMENDED_SUSPEND: &[&str] = &[
+    "HealthCheck",
+    "ReplaceUnhealthy",
+    "AZRebalance",
+    "AlarmNotification",
+    "ScheduledActions",
+];
 pub const SUSPEND_PROCESSES: &[&str] = &[
     "Launch",
     "Terminate",
@@ -207,6 +215,8 @@ pub const SUSPEND_PROCESSES: &[&str] = &[
 const ROLLING: &[&str] = &["rolling"];
 const SIGNALLED: &[&str] = &["rolling", "replacing"];
 const REFRESH: &[&str] = &["instance-refresh"];
+/// Strategies whose new instances report readiness (signal, or complete a launch lifecycle hook).
+const READINESS: &[&str] = &["rolling", "replacing", "instance-refresh"];
 
 /// The nodes allowed at the top of a spec.
 pub static ROOT: &[Node] = &[STACK, IMAGE, FLEET];
@@ -405,10 +415,16 @@ const IMAGE: Node = Node {
         },
         Node {
             args: one_arg("value", Ty::Bool, "Whether to delete old AMIs."),
+            props: &[with_default(
+                "keep",
+                Ty::Int { min: 2, max: 1000 },
+                "3",
+                "How many of this image's baked AMIs to keep, the running one included, so there is an AMI to roll back to. AMIs tagged `bake:keep=true` are kept beyond it.",
+            )],
             ..node(
                 "delete-old-amis",
-                "Deregister the AMI and delete its snapshots when the image is replaced or the stack deleted. Default `#false`: old AMIs are kept.",
-                "delete-old-amis #true",
+                "Delete baked AMIs and their snapshots beyond the newest `keep` (an Image Builder lifecycle policy). Replacing the image, pinning it or deleting the stack never deletes an AMI at once. Default `#false`: every AMI is kept.",
+                "delete-old-amis #true keep=3",
             )
         },
         Node {
@@ -449,6 +465,12 @@ const FLEET: Node = Node {
             "instance-type",
             Ty::Str(Grammar::InstanceType),
             "The fleet's instance type.",
+        ),
+        with_default(
+            "imds-hop-limit",
+            Ty::Int { min: 1, max: 64 },
+            "1",
+            "How many network hops an instance metadata (IMDSv2) response may travel. 1 keeps the credentials on the instance; containers that call IMDS from a bridge network need 2.",
         ),
     ],
     children: &[
@@ -576,9 +598,18 @@ const FLEET: Node = Node {
                         "ready-unit",
                         Ty::Str(Grammar::SystemdUnit),
                         "system-manager.target",
-                        "The systemd unit whose activation means an instance is ready, when instances signal.",
+                        "The systemd unit whose activation means an instance is ready, when instances signal (or, in an instance refresh, complete their launch hook).",
                     ),
-                    SIGNALLED,
+                    READINESS,
+                ),
+                for_strategies(
+                    with_default(
+                        "ready-timeout",
+                        Ty::Str(Grammar::Duration),
+                        "PT15M",
+                        "How long a new instance may take to become ready before EC2 Auto Scaling abandons (terminates) it. 30 seconds to PT2H.",
+                    ),
+                    REFRESH,
                 ),
                 for_strategies(
                     with_default(
@@ -629,13 +660,13 @@ const FLEET: Node = Node {
                     args: many_args(
                         "process",
                         Ty::Choice(SUSPEND_PROCESSES),
-                        1,
-                        "Auto Scaling process names.",
+                        0,
+                        "Auto Scaling process names; none to suspend nothing.",
                     ),
                     strategies: ROLLING,
                     ..node(
                         "suspend",
-                        "Auto Scaling processes suspended during a rolling update.",
+                        "Auto Scaling processes suspended during a rolling update. Without this node bake suspends what AWS recommends: `HealthCheck`, `ReplaceUnhealthy`, `AZRebalance`, `AlarmNotification` and `ScheduledActions`; `suspend` with no arguments suspends nothing.",
                         "suspend \"HealthCheck\" \"ReplaceUnhealthy\" \"AZRebalance\"",
                     )
                 },
