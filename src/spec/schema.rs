@@ -243,7 +243,7 @@ const STACK: Node = Node {
         free_props: Some((Grammar::TagKey, Grammar::Text)),
         ..node(
             "tags",
-            "Tags applied to every resource bake creates, to the AMIs it builds and to the fleet's instances and volumes.",
+            "Tags applied to every resource bake creates, to the AMIs it builds and to the fleet's instances and volumes. Where bake sets the same key (`Name` on each fleet's group and instances), bake's wins; `bake:` keys are reserved. See docs/fleets.md.",
             "tags team=\"platform\" cost-center=\"42\"",
         )
     }],
@@ -272,7 +272,7 @@ const IMAGE: Node = Node {
                 prop(
                     "ami",
                     Ty::Str(Grammar::AmiId),
-                    "A pinned AMI id: the image is used as is, without a build. This is also how to roll back fast.",
+                    "A pinned AMI id: the image is used as is, without a build. This is how to roll back: pin an AMI bake baked on an earlier deploy (docs/rollback.md), not the stock base AMI.",
                 ),
                 prop(
                     "arch",
