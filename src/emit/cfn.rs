@@ -463,7 +463,8 @@ fn retention(
         json!({
             "Type": "AWS::ImageBuilder::LifecyclePolicy",
             "Properties": with_tags(obj(json!({
-                "Name": base_name,
+                // Lifecycle policy names must be lower-case (as CDK's construct checks); stack names need not be.
+                "Name": arn_name,
                 "Description": format!("Keeps the newest {} AMIs of {base_name}; AMIs tagged bake:keep=true are kept", build.keep_amis),
                 "ExecutionRole": {"Fn::GetAtt": [role, "Arn"]},
                 "ResourceType": "AMI_IMAGE",
@@ -828,17 +829,18 @@ mod tests {
         let ami_tags = &r["ImageWebDistribution"]["Properties"]["Distributions"][0]["AmiDistributionConfiguration"]
             ["AmiTags"];
         assert_eq!(ami_tags["bake:lineage"], "web/web");
-        // keep=5 reaches the policy.
-        let text = include_str!("../../specs/web.kdl").replace("keep=3", "keep=5");
+        // keep=5 reaches the policy; a stack name with capitals gives a lower-case policy name.
+        let text = include_str!("../../specs/web.kdl")
+            .replace("keep=3", "keep=5")
+            .replace(r#"stack "web""#, r#"stack "Web""#);
         let t = example(
             "specs/web.kdl",
             &text,
             include_str!("../../specs/web.lock.json"),
         );
-        assert_eq!(
-            t["Resources"]["ImageWebRetention"]["Properties"]["PolicyDetails"][0]["Filter"]["Value"],
-            5
-        );
+        let policy = &t["Resources"]["ImageWebRetention"]["Properties"];
+        assert_eq!(policy["PolicyDetails"][0]["Filter"]["Value"], 5);
+        assert_eq!(policy["Name"], "web-web");
     }
 
     #[test]
