@@ -42,6 +42,9 @@ pub fn build(
     diags: Vec<Diag>,
     lock: &Lock,
 ) -> Result<Compiled, Failed> {
+    let mut diags = diags;
+    diags.extend(crate::check::rollback::pinned_base_warnings(&plan, lock));
+    diag::sort(&mut diags);
     let resolved = match crate::lock::verify(&plan, lock, &file.name()) {
         Ok(r) => r,
         Err(lock_diags) => {

@@ -138,7 +138,7 @@ fn create_update_noop_status_destroy() {
     expect(
         &plan,
         10,
-        "Plan: 4 to add, 0 to change (0 replaced), 0 to remove.",
+        "Plan: 5 to add, 0 to change (0 replaced), 0 to remove.",
     );
 
     let create = bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]);

@@ -218,14 +218,14 @@ image "web" {
     flake "git+https://github.com/acme/infra.git" output="systemConfigs.web"
 }
 fleet "web" image="web" instance-type="m7i.large" {
-    subnets "subnet-0a1b2c3d4e5f60718"
+    subnets "subnet-0a1b2c3d4e5f60718"; security-groups "sg-0123456789abcdef0"
     size min=1 max=2
     rollout "rolling" min-healthy=90 {
         checkpoints 50 100
     }
 }
 fleet "api" image="web" instance-type="m7i.large" {
-    subnets "subnet-0a1b2c3d4e5f60718"
+    subnets "subnet-0a1b2c3d4e5f60718"; security-groups "sg-0123456789abcdef0"
     size min=1 max=2
     rollout "replacing"
 }
@@ -454,7 +454,8 @@ fn completion_offers_what_the_schema_allows_at_the_cursor() {
     let volume = c.completion(&u, pos(DRAFT, "volume-type=", 12));
     assert_eq!(labels(&volume), ["gp3", "gp2", "io1", "io2"]);
     let bools = c.completion(&u, pos(DRAFT, "delete-old-amis ", 16));
-    assert_eq!(labels(&bools), ["#true", "#false"]);
+    // `delete-old-amis` takes its boolean and the `keep` property.
+    assert_eq!(labels(&bools), ["keep", "#true", "#false"]);
 
     // Nothing inside a comment.
     let text = "// ro\nfleet \"web\" { /* ro */ }\n";

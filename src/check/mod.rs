@@ -5,8 +5,12 @@
 //! This stage never reads files, the lock or the network.
 
 mod arch;
+mod fleet;
 pub mod image;
 pub mod plan;
+mod retention;
+pub mod rollback;
+mod tags;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +45,7 @@ pub fn check(tree: &Tree) -> (Option<Plan>, Vec<Diag>) {
     let images = images(tree, stack.as_ref(), &mut diags);
     let fleets = fleets(tree, &images, &mut diags);
     warn_unused_images(tree, &images, &mut diags);
+    tags::check(tree, &mut diags);
     let images = add_signal_rpms(images, &fleets);
     let images: Option<Vec<ImagePlan>> = images.into_iter().map(|(_, i)| i).collect();
     let fleets: Option<Vec<FleetPlan>> = fleets.into_iter().collect();
@@ -239,6 +244,7 @@ fn image_plan(item: &Item, name: Option<Spanned<String>>, diags: &mut Diags) -> 
         name: name?,
         arch,
         source: source?,
+        base_span: base.name_span,
     })
 }
 
@@ -447,6 +453,7 @@ fn build_plan(
             .child("delete-old-amis")
             .and_then(|d| d.arg_bool(0))
             .is_some_and(|b| b.value),
+        keep_amis: retention::keep_amis(item, diags),
         image_tests: item
             .child("image-tests")
             .and_then(|d| d.arg_bool(0))
@@ -567,6 +574,7 @@ fn fleet_plan(item: &Item, images: &[NamedImage], diags: &mut Diags) -> Option<F
     }
     // The size the group runs at: what min-in-service is measured against.
     let running = desired.as_ref().or(min.as_ref());
+    fleet::warn_default_security_group(item, diags);
     let rollout = item
         .child("rollout")
         .and_then(|r| rollout_plan(r, max.as_ref(), running, diags));
@@ -591,6 +599,10 @@ fn fleet_plan(item: &Item, images: &[NamedImage], diags: &mut Diags) -> Option<F
             .flat_map(|p| p.arg_strs().into_iter().map(|s| s.value))
             .collect(),
         rollout: rollout?,
+        imds_hop_limit: item
+            .int_or_default("imds-hop-limit")
+            .and_then(|h| u32::try_from(h.value).ok())
+            .unwrap_or(1),
     })
 }
 
@@ -725,10 +737,7 @@ fn rolling(
     if wait.value && signals.is_none() {
         return None;
     }
-    let suspend = item
-        .child("suspend")
-        .map(|s| s.arg_strs().into_iter().map(|s| s.value).collect())
-        .unwrap_or_default();
+    let suspend = fleet::suspended_processes(item);
     ok.then(|| Rollout::Rolling {
         max_batch: item
             .int_or_default("max-batch")
@@ -804,6 +813,8 @@ fn refresh(item: &Item, diags: &mut Diags) -> Option<Rollout> {
         }
         None => None,
     };
+    let ready = fleet::refresh_readiness(item, diags);
+    let ready = ready?;
     ok.then(|| Rollout::InstanceRefresh {
         min_healthy: u32::try_from(min_healthy.value).unwrap_or(90),
         max_healthy: u32::try_from(max_healthy.value).unwrap_or(100),
@@ -816,6 +827,7 @@ fn refresh(item: &Item, diags: &mut Diags) -> Option<Rollout> {
         skip_matching: item
             .bool_or_default("skip-matching")
             .is_none_or(|b| b.value),
+        ready,
     })
 }
 

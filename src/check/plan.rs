@@ -47,6 +47,8 @@ pub struct ImagePlan {
     pub name: Spanned<String>,
     pub arch: Option<Arch>,
     pub source: ImageSource,
+    /// The `base` node: blamed for what is wrong with the AMI it names.
+    pub base_span: Span,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +85,8 @@ pub struct BuildPlan {
     pub volume_type: String,
     pub timeout_secs: u64,
     pub delete_old_amis: bool,
+    /// With `delete_old_amis`: how many baked AMIs the lifecycle policy keeps.
+    pub keep_amis: u32,
     pub image_tests: bool,
 }
 
@@ -164,6 +168,8 @@ pub struct FleetPlan {
     pub desired: Option<u32>,
     pub policies: Vec<String>,
     pub rollout: Rollout,
+    /// The instances' IMDSv2 `HttpPutResponseHopLimit`.
+    pub imds_hop_limit: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -196,15 +202,28 @@ pub enum Rollout {
         checkpoints: Vec<u32>,
         checkpoint_delay_secs: Option<u64>,
         skip_matching: bool,
+        /// What a new instance waits for before it completes its launch lifecycle hook; `timeout_secs` is the
+        /// hook's heartbeat timeout, after which EC2 Auto Scaling abandons the instance.
+        ready: Signals,
     },
 }
 
 impl Rollout {
+    /// How instances tell CloudFormation they are ready (`cfn-signal`), when they do.
     pub fn signals(&self) -> Option<&Signals> {
         match self {
             Rollout::Rolling { signals, .. } => signals.as_ref(),
             Rollout::Replacing { signals } => Some(signals),
             Rollout::InstanceRefresh { .. } => None,
+        }
+    }
+
+    /// What a new instance waits for before it reports ready, however it reports it: `cfn-signal` for signalled
+    /// rollouts, `complete-lifecycle-action` on the launch hook for an instance refresh.
+    pub fn readiness(&self) -> Option<&Signals> {
+        match self {
+            Rollout::InstanceRefresh { ready, .. } => Some(ready),
+            _ => self.signals(),
         }
     }
 }

@@ -120,6 +120,20 @@ codes! {
         "The flake checkout is on another branch than the spec's `ref`; the locked commit must be on the ref the build instance fetches.";
     LockCheckoutRemote => "bake::lock::checkout_remote",
         "No git remote of the flake checkout is the spec's flake URL: the locked commit may not exist where the build instance fetches it.";
+    ReservedTagKey => "bake::check::reserved_tag_key",
+        "A stack tag key that bake or Image Builder sets itself: `bake:` keys are bake's (the stack, image, fleet and AMI lineage it tags), and with built images `CreatedBy` is Image Builder's, which the lifecycle policy that deletes old AMIs relies on. Rename the tag. (`aws:` keys are AWS's and rejected earlier.)";
+    TagOverridden => "bake::check::tag_overridden",
+        "A stack tag that bake replaces on some resources: bake names each fleet's auto-scaling group and its instances `<stack>-<fleet>` with its own `Name` tag, so the stack's `Name` applies to every other resource. Tags never appear twice on a resource.";
+    ImageBuilderTagKey => "bake::check::image_builder_tag_key",
+        "A tag key that Image Builder rejects: its tag keys may hold only letters, digits and `+ , - . / : ; < = _` (no spaces, no `@`). Stack tags are applied to the Image Builder resources of built images.";
+    TooManyTags => "bake::check::too_many_tags",
+        "More stack tags than AWS accepts on a resource once bake adds its own: at most 45 (EC2 and Auto Scaling take 50 tags; bake adds up to 5), and at most 30 when the spec builds images (Image Builder's build-instance `ResourceTags` take 30).";
+    DefaultSecurityGroup => "bake::check::default_security_group",
+        "A fleet without `security-groups`: EC2 gives its instances the VPC's default security group, which usually allows all traffic from other members of that group and is shared by anything else that falls back to it. Name the fleet's security groups.";
+    RetentionWithoutDeletion => "bake::check::retention_without_deletion",
+        "`delete-old-amis #false keep=N`: `keep` sets how many baked AMIs the retention policy keeps, and there is no retention policy when old AMIs are not deleted. Use `delete-old-amis #true keep=N`, or drop `keep`.";
+    PinnedBaseAmi => "bake::check::pinned_base_ami",
+        "An image pinned to the stock Amazon Linux base AMI that the lock records for a built image. That AMI has no Nix and no system-manager configuration: rolling a fleet back to it runs none of your services. Roll back to an AMI bake baked earlier: `bake status` prints the SSM parameter whose history lists them (`aws ssm get-parameter-history --name /bake/<stack>/<image>/ami`).";
 }
 
 #[cfg(test)]

@@ -192,6 +192,14 @@ pub const ROLLOUT_STRATEGIES: &[&str] = &["rolling", "replacing", "instance-refr
 pub const ARCHITECTURES: &[&str] = &["x86_64", "arm64"];
 pub const INSTALLERS: &[&str] = &["determinate", "upstream"];
 pub const VOLUME_TYPES: &[&str] = &["gp3", "gp2", "io1", "io2"];
+/// What AWS recommends suspending during a rolling update, and bake's default.
+pub const RECOMMENDED_SUSPEND: &[&str] = &[
+    "HealthCheck",
+    "ReplaceUnhealthy",
+    "AZRebalance",
+    "AlarmNotification",
+    "ScheduledActions",
+];
 pub const SUSPEND_PROCESSES: &[&str] = &[
     "Launch",
     "Terminate",
@@ -207,6 +215,8 @@ pub const SUSPEND_PROCESSES: &[&str] = &[
 const ROLLING: &[&str] = &["rolling"];
 const SIGNALLED: &[&str] = &["rolling", "replacing"];
 const REFRESH: &[&str] = &["instance-refresh"];
+/// Strategies whose new instances report readiness (signal, or complete a launch lifecycle hook).
+const READINESS: &[&str] = &["rolling", "replacing", "instance-refresh"];
 
 /// The nodes allowed at the top of a spec.
 pub static ROOT: &[Node] = &[STACK, IMAGE, FLEET];
@@ -233,7 +243,7 @@ const STACK: Node = Node {
         free_props: Some((Grammar::TagKey, Grammar::Text)),
         ..node(
             "tags",
-            "Tags applied to every resource bake creates, to the AMIs it builds and to the fleet's instances and volumes.",
+            "Tags applied to every resource bake creates, to the AMIs it builds and to the fleet's instances and volumes. Where bake sets the same key (`Name` on each fleet's group and instances), bake's wins; `bake:` keys are reserved. See docs/fleets.md.",
             "tags team=\"platform\" cost-center=\"42\"",
         )
     }],
@@ -262,7 +272,7 @@ const IMAGE: Node = Node {
                 prop(
                     "ami",
                     Ty::Str(Grammar::AmiId),
-                    "A pinned AMI id: the image is used as is, without a build. This is also how to roll back fast.",
+                    "A pinned AMI id: the image is used as is, without a build. This is how to roll back: pin an AMI bake baked on an earlier deploy (docs/rollback.md), not the stock base AMI.",
                 ),
                 prop(
                     "arch",
@@ -411,10 +421,16 @@ const IMAGE: Node = Node {
         },
         Node {
             args: one_arg("value", Ty::Bool, "Whether to delete old AMIs."),
+            props: &[with_default(
+                "keep",
+                Ty::Int { min: 2, max: 1000 },
+                "3",
+                "How many of this image's baked AMIs to keep, the running one included, so there is an AMI to roll back to. AMIs tagged `bake:keep=true` are kept beyond it.",
+            )],
             ..node(
                 "delete-old-amis",
-                "Deregister the AMI and delete its snapshots when the image is replaced or the stack deleted. Default `#false`: old AMIs are kept.",
-                "delete-old-amis #true",
+                "Delete baked AMIs and their snapshots beyond the newest `keep` (an Image Builder lifecycle policy). Replacing the image, pinning it or deleting the stack never deletes an AMI at once. Default `#false`: every AMI is kept.",
+                "delete-old-amis #true keep=3",
             )
         },
         Node {
@@ -455,6 +471,12 @@ const FLEET: Node = Node {
             "instance-type",
             Ty::Str(Grammar::InstanceType),
             "The fleet's instance type.",
+        ),
+        with_default(
+            "imds-hop-limit",
+            Ty::Int { min: 1, max: 64 },
+            "1",
+            "How many network hops an instance metadata (IMDSv2) response may travel. 1 keeps the credentials on the instance; containers that call IMDS from a bridge network need 2.",
         ),
     ],
     children: &[
@@ -582,9 +604,9 @@ const FLEET: Node = Node {
                         "ready-unit",
                         Ty::Str(Grammar::SystemdUnit),
                         "system-manager.target",
-                        "The systemd unit that must be active before an instance signals success. Besides it, no unit that `system-manager.target` pulls in may have failed.",
+                        "The systemd unit that must be active before an instance is ready (signals success, or in an instance refresh completes its launch hook). Besides it, no unit that `system-manager.target` pulls in may have failed.",
                     ),
-                    SIGNALLED,
+                    READINESS,
                 ),
                 for_strategies(
                     prop(
@@ -593,6 +615,15 @@ const FLEET: Node = Node {
                         "A health check run as root by bash on the instance (e.g. `curl -fsS http://localhost/health`); it must also succeed before the instance signals success. Each try may take 60 seconds.",
                     ),
                     SIGNALLED,
+                ),
+                for_strategies(
+                    with_default(
+                        "ready-timeout",
+                        Ty::Str(Grammar::Duration),
+                        "PT15M",
+                        "How long a new instance may take to become ready before EC2 Auto Scaling abandons (terminates) it. 30 seconds to PT2H.",
+                    ),
+                    REFRESH,
                 ),
                 for_strategies(
                     with_default(
@@ -643,13 +674,13 @@ const FLEET: Node = Node {
                     args: many_args(
                         "process",
                         Ty::Choice(SUSPEND_PROCESSES),
-                        1,
-                        "Auto Scaling process names.",
+                        0,
+                        "Auto Scaling process names; none to suspend nothing.",
                     ),
                     strategies: ROLLING,
                     ..node(
                         "suspend",
-                        "Auto Scaling processes suspended during a rolling update.",
+                        "Auto Scaling processes suspended during a rolling update. Without this node bake suspends what AWS recommends: `HealthCheck`, `ReplaceUnhealthy`, `AZRebalance`, `AlarmNotification` and `ScheduledActions`; `suspend` with no arguments suspends nothing.",
                         "suspend \"HealthCheck\" \"ReplaceUnhealthy\" \"AZRebalance\"",
                     )
                 },
