@@ -105,6 +105,16 @@ fn main() {
         &[],
         every_lock_code_is_documented,
     );
+    suite.test(
+        "installers_are_hashed_over_http_following_redirects",
+        &[Peer::Curl],
+        installers_are_hashed_over_http_following_redirects,
+    );
+    suite.test(
+        "a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash",
+        &[Peer::Curl],
+        a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash,
+    );
     suite.run()
 }
 
@@ -895,22 +905,7 @@ fn installer_server(count: usize) -> (String, std::thread::JoinHandle<Vec<String
     (base, handle)
 }
 
-fn curl(test: &str) -> bool {
-    let ok = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(test, "`curl` is not installed");
-    }
-    ok
-}
-
-#[test]
 fn installers_are_hashed_over_http_following_redirects() {
-    if !curl("installers_are_hashed") {
-        return;
-    }
     let (base, server) = installer_server(4);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -939,11 +934,7 @@ fn installers_are_hashed_over_http_following_redirects() {
     );
 }
 
-#[test]
 fn a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash() {
-    if !curl("a_version_one_lock") {
-        return;
-    }
     let f = Fixture::new();
     f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
     // A lock as bake wrote it before installer hashes: format 1, the script URL, no sha256.
@@ -957,24 +948,21 @@ fn a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash() {
     assert!(!v1.contains("sha256\""), "{v1}");
     f.write("web.lock.json", &v1);
 
-    let out = run(&mut f.bake(&["compile", "web.kdl", "-o", "out"]));
-    let stderr = f.clean(&out.stderr);
-    assert_eq!(code(&out), 1, "{stderr}");
+    let stderr = f.run(&["compile", "web.kdl", "-o", "out"]).exits(1).to_owned();
     assert!(
         stderr.contains("no SHA-256 of the Nix installer"),
         "{stderr}"
     );
     assert!(stderr.contains("run `bake lock web.kdl`"), "{stderr}");
     assert!(!f.path("out").exists(), "nothing written");
-    let out = run(&mut f.bake(&["lock", "web.kdl", "--check"]));
-    assert_eq!(code(&out), 1, "{}", f.clean(&out.stderr));
+    f.run(&["lock", "web.kdl", "--check"]).exits(1);
 
     // Only the installer needs resolving: no AWS (no credentials here) and no nix are asked.
     let (base, server) = installer_server(2);
-    let out = run(f
+    f.ran(f
         .bake(&["lock", "web.kdl"])
-        .env("BAKE_NIX_INSTALLER_MIRROR", format!("{base}/releases")));
-    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+        .env("BAKE_NIX_INSTALLER_MIRROR", format!("{base}/releases")))
+        .exits(0);
     server.join().unwrap();
     let lock: serde_json::Value = serde_json::from_str(&f.read("web.lock.json")).unwrap();
     let old: serde_json::Value = serde_json::from_str(&v1).unwrap();
@@ -990,8 +978,7 @@ fn a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash() {
         "https://install.determinate.systems/nix/tag/v3.1.1/nix-installer-x86_64-linux"
     );
     assert_eq!(installer["sha256"], fake_installer_sha256());
-    let out = run(&mut f.bake(&["compile", "web.kdl", "-o", "out"]));
-    assert_eq!(code(&out), 0, "{}", f.clean(&out.stderr));
+    f.run(&["compile", "web.kdl", "-o", "out"]).exits(0);
     let script = f.read("out/web.bootstrap.sh");
     assert!(script.contains(&format!("NIX_INSTALLER_SHA256={}", fake_installer_sha256())));
 }

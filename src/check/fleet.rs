@@ -65,6 +65,7 @@ pub(super) fn refresh_readiness(rollout: &Item, diags: &mut Diags) -> Option<Sig
         timeout: timeout.value,
         timeout_secs: secs,
         ready_unit: rollout.str_or_default("ready-unit")?.value,
+        ready_command: rollout.str("ready-command").map(|c| c.value),
         min_success_percent: None,
     })
 }
