@@ -11,11 +11,13 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The AMI moto's SSM public parameters name for AL2023 in us-east-1; moto's EC2 knows it.
-const AMI: &str = "ami-0d27e0fb3bac4d724";
+#[path = "support/stack.rs"]
+mod stack;
+
+use stack::{default_subnet, text, unique, write_spec};
 
 fn moto(test: &str) -> Option<String> {
     match std::env::var("BAKE_TEST_MOTO_URL") {
@@ -35,8 +37,6 @@ fn moto(test: &str) -> Option<String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Forward every request to moto.
-    Forward,
     /// Accept, read the request, never answer.
     Freeze,
     /// Forward until `ExecuteChangeSet` or `DeleteStack` has been answered, then freeze every request.
@@ -194,56 +194,6 @@ fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 
 // ---- running bake ----------------------------------------------------------------------------------------------
 
-fn write_spec(dir: &Path, stack: &str, region: &str, subnet: &str, max: u32) {
-    let text = format!(
-        r#"stack "{stack}" region="{region}" {{
-    tags team="platform"
-}}
-
-image "base" {{
-    base ami="{AMI}" arch="x86_64"
-}}
-
-fleet "web" image="base" instance-type="t3.micro" {{
-    subnets "{subnet}"
-    size min=0 max={max} desired=0
-    rollout "rolling" max-batch=1 min-in-service=0
-}}
-"#
-    );
-    std::fs::write(dir.join("app.kdl"), text).unwrap();
-}
-
-/// A stack name no other test run uses.
-fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("bake-{test}-{}-{nanos}", std::process::id())
-}
-
-/// A subnet of moto's default VPC in `region`, via the EC2 query API (moto routes by the credential scope).
-fn default_subnet(url: &str, region: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sf",
-            "-H",
-            &format!(
-                "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/ec2/aws4_request, \
-                 SignedHeaders=host, Signature=0"
-            ),
-            &format!("{url}/?Action=DescribeSubnets&Version=2016-11-15"),
-        ])
-        .output()
-        .expect("curl runs");
-    assert!(out.status.success(), "DescribeSubnets failed: {out:?}");
-    let body = String::from_utf8_lossy(&out.stdout);
-    let start = body.find("<subnetId>").expect("moto has a default subnet") + "<subnetId>".len();
-    let end = start + body[start..].find('<').unwrap();
-    body[start..end].to_owned()
-}
-
 /// The binary in `dir`, pointed at `endpoint` with fake credentials, nothing else from the caller's AWS setup.
 fn bake(dir: &Path, endpoint: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bake"));
@@ -281,15 +231,6 @@ fn finish(mut child: Child, limit: Duration) -> (Output, Duration) {
 
 fn run(cmd: &mut Command, limit: Duration) -> (Output, Duration) {
     finish(cmd.spawn().expect("bake runs"), limit)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn stderr(out: &Output) -> String {
