@@ -238,10 +238,7 @@ where
             } else {
                 "check the network, proxy (HTTPS_PROXY) or VPC endpoint, and that the region exists"
             };
-            failure(
-                Kind::Network,
-                format!("cannot reach {name} ({why}); {next}"),
-            )
+            failure(Kind::Network, format!("cannot reach {name}: {why}; {next}"))
         }
         SdkError::ConstructionFailure(_) => failure(
             Kind::Other,

@@ -840,7 +840,7 @@ async fn server_dying_mid_watch_says_how_to_resume() {
         p.truncate(2);
         p.push_back(Err(CfnError::Transport(Failure::new(
             Kind::Network,
-            "cannot reach CloudFormation in us-east-1 (connection refused)",
+            "cannot reach CloudFormation in us-east-1: connection refused",
         ))));
     }
     let s = session(None, false);

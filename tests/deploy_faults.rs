@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "support/stack.rs"]
@@ -446,7 +446,7 @@ fn a_closed_port_is_no_connection_for_every_command() {
         assert_eq!(out.status.code(), Some(3), "{verb:?}\n{}", text(&out));
         assert!(
             stderr(&out).contains(&format!(
-                "cannot reach CloudFormation in us-east-1 (at {url}) (connection refused); check that it is \
+                "cannot reach CloudFormation in us-east-1 (at {url}): connection refused; check that it is \
                  running, or unset AWS_ENDPOINT_URL"
             )),
             "{verb:?}\n{}",

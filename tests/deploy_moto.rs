@@ -185,7 +185,7 @@ fn unreachable_endpoint_is_an_environment_error() {
     expect(
         &out,
         3,
-        "cannot reach CloudFormation in us-east-1 (at http://127.0.0.1:9) (connection refused)",
+        "cannot reach CloudFormation in us-east-1 (at http://127.0.0.1:9): connection refused",
     );
     assert!(out.stdout.is_empty(), "errors go to stderr: {}", text(&out));
 }

@@ -224,6 +224,7 @@ fn run(verb: Verb, args: &StackArgs, options: Options, output: Output) -> u8 {
         }
     };
     runtime.block_on(async {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<(u8, &'static str)>();
         let cfn = AwsCfn::connect(&aws).await;
         let target = Target {
             plan: &compiled.plan,
@@ -231,12 +232,12 @@ fn run(verb: Verb, args: &StackArgs, options: Options, output: Output) -> u8 {
             spec: display_path(path),
             region: cfn.endpoint().region.clone(),
         };
-        let message = {
-            let target = &target;
-            move |started: bool, signal: &str| deploy::interrupted_message(target, started, signal)
+        let messages = Messages {
+            started: Arc::clone(&started),
+            before: deploy::interrupted_message(&target, false, "{signal}"),
+            after: deploy::interrupted_message(&target, true, "{signal}"),
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<(u8, &'static str)>();
-        tokio::spawn(on_signal(stop));
+        tokio::spawn(on_signal(stop, messages.clone()));
         let command = async {
             match verb {
                 Verb::Plan => deploy::plan(&cfn, &target, options, &mut ui).await,
@@ -249,17 +250,35 @@ fn run(verb: Verb, args: &StackArgs, options: Options, output: Output) -> u8 {
             code = command => code,
             Ok((code, signal)) = stopped => {
                 // The command future is dropped here: no call is awaited any more.
-                let text = message(started.load(Ordering::SeqCst), signal);
-                stop_now(json, &text, code)
+                stop_now(json, &messages.text(signal), code)
             }
         }
     })
 }
 
+/// What to say when a signal ends bake, before and after an operation was started in AWS.
+#[derive(Clone)]
+struct Messages {
+    started: Arc<AtomicBool>,
+    before: String,
+    after: String,
+}
+
+impl Messages {
+    fn text(&self, signal: &str) -> String {
+        let template = if self.started.load(Ordering::SeqCst) {
+            &self.after
+        } else {
+            &self.before
+        };
+        template.replace("{signal}", signal)
+    }
+}
+
 /// Waits for Ctrl-C (SIGINT) or SIGTERM and reports which, with its exit code. When the command is blocked
 /// outside the runtime (a confirmation read from the terminal), nothing would take the report: then this
 /// task ends the process itself after a moment.
-async fn on_signal(stop: tokio::sync::oneshot::Sender<(u8, &'static str)>) {
+async fn on_signal(stop: tokio::sync::oneshot::Sender<(u8, &'static str)>, messages: Messages) {
     #[cfg(unix)]
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => Some(s),
@@ -288,7 +307,7 @@ async fn on_signal(stop: tokio::sync::oneshot::Sender<(u8, &'static str)>) {
     }
     // The main future normally takes over at once; if it is stuck in a blocking read, end here.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    eprintln!("\ninterrupted ({})", report.1);
+    eprintln!("{}", messages.text(report.1));
     std::process::exit(i32::from(report.0));
 }
 
