@@ -111,42 +111,42 @@ struct Conn {
 }
 
 impl Conn {
+    /// One request per connection: moto closes after each answer (we ask it to), and so does the proxy, which
+    /// the client sees in the `Connection: close` of the answer.
     fn serve(self, mut conn: TcpStream) {
         conn.set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
-        while let Some((head, body)) = read_request(&mut conn) {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let freeze = self.mode == Mode::Freeze
-                || (self.mode == Mode::FreezeAfterStart && self.started.load(Ordering::SeqCst));
-            if freeze {
-                self.frozen.fetch_add(1, Ordering::SeqCst);
-                let until = Instant::now() + Duration::from_secs(120);
-                while !self.stop.load(Ordering::SeqCst) && Instant::now() < until {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                return;
-            }
-            if self.mode == Mode::Html403 {
-                let page = "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>Access to this host is blocked \
-                            by policy</body></html>";
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
-                    page.len()
-                );
-                return;
-            }
-            let Some(answer) = self.forward(&head, &body) else {
-                return;
-            };
-            if conn.write_all(&answer).is_err() {
-                return;
-            }
-            if text.contains("Action=ExecuteChangeSet") || text.contains("Action=DeleteStack") {
-                self.started.store(true, Ordering::SeqCst);
-            }
-            // moto closes after each answer (we ask it to); so does this connection.
+        let Some((head, body)) = read_request(&mut conn) else {
             return;
+        };
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let freeze = self.mode == Mode::Freeze
+            || (self.mode == Mode::FreezeAfterStart && self.started.load(Ordering::SeqCst));
+        if freeze {
+            self.frozen.fetch_add(1, Ordering::SeqCst);
+            let until = Instant::now() + Duration::from_secs(120);
+            while !self.stop.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return;
+        }
+        if self.mode == Mode::Html403 {
+            let page = "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>Access to this host is blocked \
+                        by policy</body></html>";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            return;
+        }
+        let Some(answer) = self.forward(&head, &body) else {
+            return;
+        };
+        if conn.write_all(&answer).is_ok()
+            && (text.contains("Action=ExecuteChangeSet") || text.contains("Action=DeleteStack"))
+        {
+            self.started.store(true, Ordering::SeqCst);
         }
     }
 

@@ -280,10 +280,7 @@ impl Messages {
 /// task ends the process itself after a moment.
 async fn on_signal(stop: tokio::sync::oneshot::Sender<(u8, &'static str)>, messages: Messages) {
     #[cfg(unix)]
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => Some(s),
-        Err(_) => None,
-    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     #[cfg(unix)]
     let terminate = async {
         match term.as_mut() {

@@ -9,9 +9,9 @@
 
 pub mod cfn;
 pub mod changeset;
-mod deploy;
 mod destroy;
 pub mod events;
+mod execute;
 mod plan;
 mod prepare;
 pub mod progress;
@@ -29,8 +29,8 @@ use crate::check::plan::Plan;
 use crate::exit;
 use cfn::CfnError;
 
-pub use deploy::deploy;
 pub use destroy::destroy;
+pub use execute::deploy;
 pub use plan::plan;
 pub use prepare::{TEMPLATE_BODY_MAX, change_set_name};
 pub use status::status;

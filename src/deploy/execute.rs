@@ -1,4 +1,4 @@
-//! `bake deploy`: plan, confirm, execute, watch, explain.
+//! `bake deploy`: plan, confirm, execute the change set, watch, explain.
 
 use serde_json::json;
 
