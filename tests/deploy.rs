@@ -932,7 +932,7 @@ async fn detach_returns_after_execution() {
     assert_eq!(fake.polled.get(), 0);
     assert!(
         s.out.text().ends_with(
-            "Deploying stack web; follow it with `bake status specs/web.kdl --watch`.\n"
+            "Deploying stack web in us-east-1 (account 123456789012); follow it with `bake status specs/web.kdl --watch`.\n"
         )
     );
 }

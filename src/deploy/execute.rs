@@ -54,7 +54,8 @@ pub async fn deploy<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: 
     }
     if options.detach {
         ui.say(format!(
-            "Deploying stack {stack}; follow it with `bake status {} --watch`.",
+            "Deploying stack {stack} in {}; follow it with `bake status {} --watch`.",
+            target.place(&stack_id),
             target.spec
         ));
         return exit::OK;
