@@ -43,12 +43,14 @@ enum Mode {
     FreezeAfterStart,
     /// Answer every request with an HTML 403 page, as a proxy that blocks the host does.
     Html403,
+    /// Answer every request with CloudFormation's own XML error: HTTP status, code, message.
+    Fail(u16, &'static str, &'static str),
 }
 
 struct Proxy {
     url: String,
-    /// Requests held without an answer so far.
-    frozen: Arc<AtomicUsize>,
+    /// Requests the mode acted on so far: held without an answer, or answered with the `Fail` error.
+    caught: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -58,10 +60,10 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.map(|u| u.trim_start_matches("http://").to_owned());
-        let frozen = Arc::new(AtomicUsize::new(0));
+        let caught = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let started = Arc::new(AtomicBool::new(false));
-        let (f, s) = (Arc::clone(&frozen), Arc::clone(&stop));
+        let (f, s) = (Arc::clone(&caught), Arc::clone(&stop));
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(300);
             while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
@@ -70,7 +72,7 @@ impl Proxy {
                         let state = Conn {
                             mode,
                             upstream: upstream.clone(),
-                            frozen: Arc::clone(&f),
+                            caught: Arc::clone(&f),
                             stop: Arc::clone(&s),
                             started: Arc::clone(&started),
                         };
@@ -80,16 +82,16 @@ impl Proxy {
                 }
             }
         });
-        Proxy { url, frozen, stop }
+        Proxy { url, caught, stop }
     }
 
     /// Waits (at most `limit`) until a request is being held.
-    fn wait_frozen(&self, limit: Duration) {
+    fn wait_held(&self, limit: Duration) {
         let start = Instant::now();
-        while self.frozen.load(Ordering::SeqCst) == 0 {
+        while self.caught.load(Ordering::SeqCst) == 0 {
             assert!(
                 start.elapsed() < limit,
-                "no request reached the frozen proxy"
+                "no request was held by the proxy"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -105,7 +107,7 @@ impl Drop for Proxy {
 struct Conn {
     mode: Mode,
     upstream: Option<String>,
-    frozen: Arc<AtomicUsize>,
+    caught: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     started: Arc<AtomicBool>,
 }
@@ -123,7 +125,7 @@ impl Conn {
         let freeze = self.mode == Mode::Freeze
             || (self.mode == Mode::FreezeAfterStart && self.started.load(Ordering::SeqCst));
         if freeze {
-            self.frozen.fetch_add(1, Ordering::SeqCst);
+            self.caught.fetch_add(1, Ordering::SeqCst);
             let until = Instant::now() + Duration::from_secs(120);
             while !self.stop.load(Ordering::SeqCst) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(20));
@@ -137,6 +139,19 @@ impl Conn {
                 conn,
                 "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
                 page.len()
+            );
+            return;
+        }
+        if let Mode::Fail(status, code, message) = self.mode {
+            self.caught.fetch_add(1, Ordering::SeqCst);
+            let xml = format!(
+                "<ErrorResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><Error><Type>Sender</Type>\
+                 <Code>{code}</Code><Message>{message}</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+            );
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} Error\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
             );
             return;
         }
@@ -319,7 +334,7 @@ fn ctrl_c_while_a_call_hangs_ends_bake_at_once() {
     )
     .spawn()
     .unwrap();
-    proxy.wait_frozen(Duration::from_secs(30));
+    proxy.wait_held(Duration::from_secs(30));
     let sent = Instant::now();
     kill(&child, "-INT");
     let (out, _) = finish(child, Duration::from_secs(10));
@@ -368,6 +383,65 @@ fn a_proxys_html_403_is_reported_as_what_came_back() {
         );
         assert!(err.contains("a proxy or firewall in between?"), "{err}");
         assert!(out.stdout.is_empty(), "{}", text(&out));
+        assert_no_dump(&out);
+    }
+}
+
+#[test]
+fn access_denied_throttling_and_expired_credentials_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique("denied"),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
+    let cases = [
+        (
+            Mode::Fail(
+                403,
+                "AccessDenied",
+                "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: cloudformation:DescribeStacks",
+            ),
+            "denied access (AccessDenied: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: \
+             cloudformation:DescribeStacks); the credentials' IAM policy must allow this call, or pass another `--profile`",
+            1,
+        ),
+        (
+            Mode::Fail(400, "Throttling", "Rate exceeded"),
+            "throttled bake's calls even after retries (Throttling: Rate exceeded); wait a minute and run it again",
+            3,
+        ),
+        (
+            Mode::Fail(
+                403,
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ),
+            "rejected the credentials (ExpiredToken: The security token included in the request is expired); they may \
+             have expired: configure credentials with `aws configure` or `aws sso login`, or pass `--profile NAME`",
+            1,
+        ),
+    ];
+    for (mode, expected, attempts) in cases {
+        let proxy = Proxy::start(mode, None);
+        let (out, _) = run(
+            &mut bake(dir.path(), &proxy.url, &["status", "app.kdl"]),
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "CloudFormation in us-east-1 (at {}) {expected}",
+                proxy.url
+            )),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", text(&out));
+        // The standard retry mode retries throttling (3 attempts in all), and nothing else here.
+        assert_eq!(proxy.caught.load(Ordering::SeqCst), attempts, "{mode:?}");
         assert_no_dump(&out);
     }
 }
@@ -509,7 +583,7 @@ fn a_watch_that_freezes_loses_contact_within_the_timeout() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
-        proxy.frozen.load(Ordering::SeqCst) >= 1,
+        proxy.caught.load(Ordering::SeqCst) >= 1,
         "the watch was frozen"
     );
     let err = stderr(&out);
@@ -563,7 +637,7 @@ fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
     )
     .spawn()
     .unwrap();
-    proxy.wait_frozen(Duration::from_secs(60));
+    proxy.wait_held(Duration::from_secs(60));
     let sent = Instant::now();
     kill(&child, signal);
     let (out, _) = finish(child, Duration::from_secs(10));
