@@ -89,10 +89,7 @@ impl Proxy {
     fn wait_held(&self, limit: Duration) {
         let start = Instant::now();
         while self.caught.load(Ordering::SeqCst) == 0 {
-            assert!(
-                start.elapsed() < limit,
-                "no request was held by the proxy"
-            );
+            assert!(start.elapsed() < limit, "no request was held by the proxy");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -671,6 +668,128 @@ fn ctrl_c_mid_watch_ends_bake_with_130_and_the_resume_hint() {
 #[test]
 fn sigterm_mid_watch_ends_bake_with_143_and_the_resume_hint() {
     interrupt_mid_watch("-TERM", 143, "SIGTERM");
+}
+
+/// The descendants of `pid` (through `/proc/PID/task/PID/children`), to find the bake that `script` started.
+fn descendant_named(pid: u32, name: &str) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    for child in children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+    {
+        let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+        if comm.trim() == name {
+            return Some(child);
+        }
+        if let Some(found) = descendant_named(child, name) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+#[test]
+fn ctrl_c_at_the_confirmation_prompt_ends_bake() {
+    let Some(url) = moto("ctrl_c_at_the_confirmation_prompt_ends_bake") else {
+        return;
+    };
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "script (util-linux) is not installed"
+        );
+        eprintln!(
+            "skipping ctrl_c_at_the_confirmation_prompt_ends_bake: no `script` for a terminal"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("prompt");
+    write_spec(
+        dir.path(),
+        &stack,
+        "us-east-1",
+        &default_subnet(&url, "us-east-1"),
+        2,
+    );
+    // `script` gives bake a terminal, so it asks and blocks reading the answer; our pipe never sends one.
+    let line = format!("{} deploy app.kdl", env!("CARGO_BIN_EXE_bake"));
+    let env = bake(dir.path(), &url, &[]);
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(env.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let shown = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let start = Instant::now();
+    while !shown().contains("[y/N]") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no question:\n{}",
+            shown()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        shown().contains(&format!(
+            "Deploy these changes to stack {stack} in us-east-1 (account 123456789012)?"
+        )),
+        "{}",
+        shown()
+    );
+    let pid = descendant_named(child.id(), "bake").expect("bake runs under script");
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "bake still waits:\n{}",
+            shown()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{}", shown());
+    assert!(
+        shown().contains("Interrupted (Ctrl-C) before anything was executed; nothing was changed"),
+        "{}",
+        shown()
+    );
+    let (gone, _) = run(
+        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
 }
 
 #[test]
