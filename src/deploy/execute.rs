@@ -50,6 +50,11 @@ pub async fn deploy<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: 
         .execute_change_set(&stack_id, &change_set, options.no_rollback)
         .await
     {
+        // Refused by the service: nothing goes on in AWS after all (a later Ctrl-C must not say it does). A
+        // call that got no answer may have started the operation: that stays "started".
+        if !matches!(e, CfnError::Transport(_)) {
+            ui.started.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
         return rejected(cfn, target, ui, &stack_id, create, &e).await;
     }
     if options.detach {
