@@ -80,7 +80,12 @@ async fn rejected<C: Cfn>(
     e: &CfnError,
 ) -> u8 {
     if let CfnError::Transport(_) = e {
-        return env_error(ui, "cannot execute the change set", e);
+        let code = env_error(ui, "cannot execute the change set", e);
+        ui.error(format!(
+            "  The request may have reached CloudFormation: `bake status {} --watch` shows whether the stack is changing.",
+            target.spec
+        ));
+        return code;
     }
     // Another operation started between the plan and the execution: busy, as when bake sees it first.
     if let Some(status) = e.busy_status() {
