@@ -41,6 +41,8 @@ enum Mode {
     Freeze,
     /// Forward until `ExecuteChangeSet` or `DeleteStack` has been answered, then freeze every request.
     FreezeAfterStart,
+    /// Forward everything but `ExecuteChangeSet`, which is held without an answer.
+    FreezeExecute,
     /// Answer every request with an HTML 403 page, as a proxy that blocks the host does.
     Html403,
     /// Answer every request with CloudFormation's own XML error: HTTP status, code, message.
@@ -120,7 +122,8 @@ impl Conn {
         };
         let text = String::from_utf8_lossy(&body).into_owned();
         let freeze = self.mode == Mode::Freeze
-            || (self.mode == Mode::FreezeAfterStart && self.started.load(Ordering::SeqCst));
+            || (self.mode == Mode::FreezeAfterStart && self.started.load(Ordering::SeqCst))
+            || (self.mode == Mode::FreezeExecute && text.contains("Action=ExecuteChangeSet"));
         if freeze {
             self.caught.fetch_add(1, Ordering::SeqCst);
             let until = Instant::now() + Duration::from_secs(120);
@@ -605,6 +608,58 @@ fn a_watch_that_freezes_loses_contact_within_the_timeout() {
         start.elapsed()
     );
     assert_no_dump(&out);
+    drop(proxy);
+    let (gone, _) = run(
+        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+}
+
+#[test]
+fn an_execution_without_an_answer_says_how_to_see_whether_it_started() {
+    let Some(url) = moto("an_execution_without_an_answer_says_how_to_see_whether_it_started")
+    else {
+        return;
+    };
+    let proxy = Proxy::start(Mode::FreezeExecute, Some(&url));
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique("execfreeze"),
+        "us-east-1",
+        &default_subnet(&url, "us-east-1"),
+        2,
+    );
+    let (out, took) = run(
+        &mut bake(
+            dir.path(),
+            &proxy.url,
+            &["deploy", "app.kdl", "--yes", "--timeout", "3"],
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(
+        proxy.caught.load(Ordering::SeqCst),
+        1,
+        "the execution was held"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "error: cannot execute the change set: CloudFormation in us-east-1 (at {}) did not answer within 3 s",
+            proxy.url
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "The request may have reached CloudFormation: `bake status app.kdl --watch` shows whether the stack is changing."
+        ),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
     drop(proxy);
     let (gone, _) = run(
         &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
