@@ -279,14 +279,7 @@ fn kill(child: &Child, signal: &str) {
 #[test]
 fn an_endpoint_that_never_answers_times_out_with_exit_3() {
     let proxy = Proxy::start(Mode::Freeze, None);
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("freeze"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("freeze");
     for args in [
         &["status", "app.kdl", "--timeout", "2"][..],
         &["plan", "app.kdl", "--timeout", "2"],
@@ -319,14 +312,7 @@ fn an_endpoint_that_never_answers_times_out_with_exit_3() {
 #[test]
 fn ctrl_c_while_a_call_hangs_ends_bake_at_once() {
     let proxy = Proxy::start(Mode::Freeze, None);
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("intr"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("intr");
     let child = bake(
         dir.path(),
         &proxy.url,
@@ -357,14 +343,7 @@ fn ctrl_c_while_a_call_hangs_ends_bake_at_once() {
 #[test]
 fn a_proxys_html_403_is_reported_as_what_came_back() {
     let proxy = Proxy::start(Mode::Html403, None);
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("html"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("html");
     for verb in ["plan", "status"] {
         let (out, _) = run(
             &mut bake(dir.path(), &proxy.url, &[verb, "app.kdl"]),
@@ -389,14 +368,7 @@ fn a_proxys_html_403_is_reported_as_what_came_back() {
 
 #[test]
 fn access_denied_throttling_and_expired_credentials_say_what_to_do() {
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("denied"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("denied");
     let cases = [
         (
             Mode::Fail(
@@ -450,14 +422,7 @@ fn access_denied_throttling_and_expired_credentials_say_what_to_do() {
 
 #[test]
 fn no_credentials_is_one_sentence_with_the_next_step() {
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("nocreds"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("nocreds");
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
@@ -499,14 +464,7 @@ fn no_credentials_is_one_sentence_with_the_next_step() {
 
 #[test]
 fn a_closed_port_is_no_connection_for_every_command() {
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("closed"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("closed");
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
@@ -533,14 +491,7 @@ fn a_closed_port_is_no_connection_for_every_command() {
 
 #[test]
 fn a_region_that_is_not_a_region_name_is_a_usage_error() {
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("region"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("region");
     let (out, _) = run(
         &mut bake(
             dir.path(),
@@ -563,15 +514,7 @@ fn a_watch_that_freezes_loses_contact_within_the_timeout() {
         return;
     };
     let proxy = Proxy::start(Mode::FreezeAfterStart, Some(&url));
-    let dir = tempfile::tempdir().unwrap();
-    let stack = unique("watchfreeze");
-    write_spec(
-        dir.path(),
-        &stack,
-        "us-east-1",
-        &default_subnet(&url, "us-east-1"),
-        2,
-    );
+    let (dir, stack) = moto_spec(&url, "watchfreeze", "us-east-1");
     let start = Instant::now();
     let (out, _) = run(
         &mut bake(
@@ -609,11 +552,7 @@ fn a_watch_that_freezes_loses_contact_within_the_timeout() {
     );
     assert_no_dump(&out);
     drop(proxy);
-    let (gone, _) = run(
-        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+    clean_up(dir.path(), &url);
 }
 
 #[test]
@@ -623,14 +562,7 @@ fn an_execution_without_an_answer_says_how_to_see_whether_it_started() {
         return;
     };
     let proxy = Proxy::start(Mode::FreezeExecute, Some(&url));
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("execfreeze"),
-        "us-east-1",
-        &default_subnet(&url, "us-east-1"),
-        2,
-    );
+    let (dir, _) = moto_spec(&url, "execfreeze", "us-east-1");
     let (out, took) = run(
         &mut bake(
             dir.path(),
@@ -661,11 +593,7 @@ fn an_execution_without_an_answer_says_how_to_see_whether_it_started() {
     );
     assert!(took < Duration::from_secs(30), "{took:?}");
     drop(proxy);
-    let (gone, _) = run(
-        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+    clean_up(dir.path(), &url);
 }
 
 fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
@@ -673,15 +601,7 @@ fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
         return;
     };
     let proxy = Proxy::start(Mode::FreezeAfterStart, Some(&url));
-    let dir = tempfile::tempdir().unwrap();
-    let stack = unique("sig");
-    write_spec(
-        dir.path(),
-        &stack,
-        "us-east-1",
-        &default_subnet(&url, "us-east-1"),
-        2,
-    );
+    let (dir, stack) = moto_spec(&url, "sig", "us-east-1");
     let child = bake(
         dir.path(),
         &proxy.url,
@@ -708,11 +628,7 @@ fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
         text(&out)
     );
     drop(proxy);
-    let (gone, _) = run(
-        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+    clean_up(dir.path(), &url);
 }
 
 #[test]
@@ -723,6 +639,36 @@ fn ctrl_c_mid_watch_ends_bake_with_130_and_the_resume_hint() {
 #[test]
 fn sigterm_mid_watch_ends_bake_with_143_and_the_resume_hint() {
     interrupt_mid_watch("-TERM", 143, "SIGTERM");
+}
+
+/// A fresh directory with a spec that never reaches a real AWS (its subnet does not exist anywhere).
+fn offline_spec(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique(name),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
+    dir
+}
+
+/// A fresh directory with a spec for a new stack on moto's default subnet in `region`.
+fn moto_spec(url: &str, name: &str, region: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique(name);
+    write_spec(dir.path(), &stack, region, &default_subnet(url, region), 2);
+    (dir, stack)
+}
+
+/// Deletes the test's stack on moto (directly, past any proxy), so moto does not fill up with test stacks.
+fn clean_up(dir: &Path, url: &str) {
+    let (gone, _) = run(
+        &mut bake(dir, url, &["destroy", "app.kdl", "--yes"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
 }
 
 /// The descendants of `pid` (through `/proc/PID/task/PID/children`), to find the bake that `script` started.
@@ -758,15 +704,7 @@ fn ctrl_c_at_the_confirmation_prompt_ends_bake() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let stack = unique("prompt");
-    write_spec(
-        dir.path(),
-        &stack,
-        "us-east-1",
-        &default_subnet(&url, "us-east-1"),
-        2,
-    );
+    let (dir, stack) = moto_spec(&url, "prompt", "us-east-1");
     // `script` gives bake a terminal, so it asks and blocks reading the answer; our pipe never sends one.
     let line = format!("{} deploy app.kdl", env!("CARGO_BIN_EXE_bake"));
     let env = bake(dir.path(), &url, &[]);
@@ -840,11 +778,7 @@ fn ctrl_c_at_the_confirmation_prompt_ends_bake() {
         "{}",
         shown()
     );
-    let (gone, _) = run(
-        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+    clean_up(dir.path(), &url);
 }
 
 #[test]
@@ -947,9 +881,5 @@ fn concurrent_plans_get_their_own_change_sets() {
         assert_eq!(out.status.code(), Some(10), "{}", text(&out));
         assert!(text(&out).contains("~ FleetWebGroup"), "{}", text(&out));
     }
-    let (gone, _) = run(
-        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+    clean_up(dir.path(), &url);
 }
