@@ -162,8 +162,8 @@ pub(super) fn busy(ui: &mut Ui, target: &Target<'_>, status: &str, stack_id: &st
     exit::ENV
 }
 
-/// What bake prints when Ctrl-C or SIGTERM ends it. Before anything was executed nothing changed; after, the
-/// operation goes on in AWS.
+/// What bake prints when Ctrl-C or SIGTERM (`signal`) ends it. Before anything was executed nothing changed;
+/// after, the operation goes on in AWS.
 pub fn interrupted_message(target: &Target<'_>, started: bool, signal: &str) -> String {
     if started {
         format!(
