@@ -452,6 +452,16 @@ fn no_credentials_is_one_sentence_with_the_next_step() {
         assert!(out.stdout.is_empty(), "{}", text(&out));
         assert_no_dump(&out);
     }
+    let (out, _) = run(
+        &mut without_credentials(&["status", "app.kdl", "--profile", "nope"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("(none were found for profile `nope`)"),
+        "{}",
+        text(&out)
+    );
     let mut verbose = without_credentials(&["status", "app.kdl", "-v"]);
     let (out, _) = run(&mut verbose, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(3));

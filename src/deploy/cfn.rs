@@ -174,7 +174,7 @@ impl AwsCfn {
         let config = aws::config(options).await;
         AwsCfn {
             client: Client::new(&config),
-            endpoint: Endpoint::new("CloudFormation", &config, options.timeout),
+            endpoint: Endpoint::new("CloudFormation", &config, options),
         }
     }
 
