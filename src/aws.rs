@@ -68,17 +68,20 @@ pub struct Endpoint {
     /// `AWS_ENDPOINT_URL` or the profile's `endpoint_url`, when set.
     pub url: Option<String>,
     pub timeout: Duration,
+    /// `--profile`, when given.
+    pub profile: Option<String>,
 }
 
 impl Endpoint {
-    pub fn new(service: &'static str, config: &SdkConfig, timeout: Duration) -> Endpoint {
+    pub fn new(service: &'static str, config: &SdkConfig, settings: &Settings) -> Endpoint {
         Endpoint {
             service,
             region: config
                 .region()
                 .map_or_else(String::new, |r| r.as_ref().to_owned()),
             url: config.endpoint_url().map(str::to_owned),
-            timeout,
+            timeout: settings.timeout,
+            profile: settings.profile.clone(),
         }
     }
 
@@ -180,7 +183,10 @@ where
     };
     if let Some(c) = credentials_error(e) {
         let why = match c {
-            CredentialsError::CredentialsNotLoaded(_) => "none were found".to_owned(),
+            CredentialsError::CredentialsNotLoaded(_) => match &endpoint.profile {
+                Some(p) => format!("none were found for profile `{p}`"),
+                None => "none were found".to_owned(),
+            },
             CredentialsError::ProviderTimedOut(_) => "the credential provider timed out".to_owned(),
             other => short_chain(other),
         };
@@ -238,10 +244,7 @@ where
             } else {
                 "check the network, proxy (HTTPS_PROXY) or VPC endpoint, and that the region exists"
             };
-            failure(
-                Kind::Network,
-                format!("cannot reach {name} ({why}); {next}"),
-            )
+            failure(Kind::Network, format!("cannot reach {name}: {why}; {next}"))
         }
         SdkError::ConstructionFailure(_) => failure(
             Kind::Other,

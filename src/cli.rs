@@ -100,6 +100,7 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    crate::fsio::mark_process_start();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -1,8 +1,29 @@
 //! Writing files so that a reader never sees half of one: a temporary file in the same directory, renamed over
-//! the target.
+//! the target. A bake killed mid-write (kill -9) leaves its `.bake-XXXXXX.tmp` behind; the next write into that
+//! directory removes such leftovers — only bake's own pattern, only files older than this process that no live
+//! writer holds (each writer keeps an exclusive lock on its temporary until the rename).
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+const PREFIX: &str = ".bake-";
+const SUFFIX: &str = ".tmp";
+/// tempfile's default: six random alphanumeric characters between prefix and suffix.
+const RANDOM_LEN: usize = 6;
+
+static START: OnceLock<SystemTime> = OnceLock::new();
+
+/// Notes when this process started (called first thing by `cli::main`); temporaries older than that cannot be
+/// this process's own.
+pub fn mark_process_start() {
+    START.get_or_init(SystemTime::now);
+}
+
+fn process_start() -> SystemTime {
+    *START.get_or_init(SystemTime::now)
+}
 
 pub fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
     let dir = match path.parent() {
@@ -10,8 +31,10 @@ pub fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
+    remove_stale_temporaries(dir);
+    // On any error below, `tmp` is dropped, which deletes it: an ordinary failure leaves nothing behind.
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".bake-").suffix(".tmp");
+    builder.prefix(PREFIX).suffix(SUFFIX).rand_bytes(RANDOM_LEN);
     // tempfile creates 0600 files and the mode survives the rename; ask for 0666 so the umask decides, as it does
     // for any other file (0644 under the usual 022).
     #[cfg(unix)]
@@ -20,16 +43,154 @@ pub fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
     let mut tmp = builder.tempfile_in(dir)?;
+    tmp.as_file().lock()?;
     tmp.write_all(content.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
-#[cfg(all(test, unix))]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
+/// Whether `name` is one of bake's temporaries: `.bake-` + six ASCII letters or digits + `.tmp`.
+fn is_bake_temporary(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_suffix(SUFFIX))
+        .is_some_and(|mid| {
+            mid.len() == RANDOM_LEN && mid.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
 
+/// Removes what killed writers left in `dir`, and returns how many. Best effort: a file that cannot be read,
+/// locked or removed is left alone.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let start = process_start();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if !is_bake_temporary(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let old = meta.modified().is_ok_and(|m| m < start);
+        if !meta.is_file() || !old {
+            continue;
+        }
+        // A live writer holds the lock: not ours to remove.
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[cfg(unix)]
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    fn aged(path: &Path) {
+        std::fs::write(path, "half a lock").unwrap();
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_next_write_removes_what_a_killed_bake_left() {
+        mark_process_start();
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".bake-Ab3dE9.tmp");
+        aged(&stale);
+        // Not bake's pattern, even if old: untouched.
+        for other in [
+            ".bake-notes.txt",
+            ".bake-abc.tmp",
+            "other-Ab3dE9.tmp",
+            ".bake-Ab3dE9.tmp.keep",
+        ] {
+            aged(&dir.path().join(other));
+        }
+        // Bake's pattern but held by a live writer: untouched.
+        let held = dir.path().join(".bake-HeLd00.tmp");
+        aged(&held);
+        let holder = std::fs::File::options().write(true).open(&held).unwrap();
+        holder.lock().unwrap();
+        // Bake's pattern but younger than this process: untouched.
+        let young = dir.path().join(".bake-Young1.tmp");
+        std::fs::write(&young, "").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&young)
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(60))
+            .unwrap();
+
+        write_atomic(&dir.path().join("web.lock.json"), "{}\n").unwrap();
+
+        assert_eq!(
+            names(dir.path()),
+            [
+                ".bake-Ab3dE9.tmp.keep",
+                ".bake-HeLd00.tmp",
+                ".bake-Young1.tmp",
+                ".bake-abc.tmp",
+                ".bake-notes.txt",
+                "other-Ab3dE9.tmp",
+                "web.lock.json"
+            ]
+        );
+        drop(holder);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a directory: the rename fails after the temporary was written.
+        std::fs::create_dir(dir.path().join("target")).unwrap();
+        std::fs::write(dir.path().join("target").join("x"), "").unwrap();
+        assert!(write_atomic(&dir.path().join("target"), "content").is_err());
+        assert_eq!(names(dir.path()), ["target"]);
+    }
+
+    #[test]
+    fn temporaries_match_the_pattern_the_cleanup_looks_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix(PREFIX)
+            .suffix(SUFFIX)
+            .rand_bytes(RANDOM_LEN)
+            .tempfile_in(dir.path())
+            .unwrap();
+        let name = tmp.path().file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(is_bake_temporary(&name), "{name}");
+    }
+
+    #[cfg(unix)]
     #[test]
     fn written_files_get_the_mode_any_other_file_gets() {
         let dir = tempfile::tempdir().unwrap();

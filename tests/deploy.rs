@@ -840,7 +840,7 @@ async fn server_dying_mid_watch_says_how_to_resume() {
         p.truncate(2);
         p.push_back(Err(CfnError::Transport(Failure::new(
             Kind::Network,
-            "cannot reach CloudFormation in us-east-1 (connection refused)",
+            "cannot reach CloudFormation in us-east-1: connection refused",
         ))));
     }
     let s = session(None, false);
@@ -932,7 +932,7 @@ async fn detach_returns_after_execution() {
     assert_eq!(fake.polled.get(), 0);
     assert!(
         s.out.text().ends_with(
-            "Deploying stack web; follow it with `bake status specs/web.kdl --watch`.\n"
+            "Deploying stack web in us-east-1 (account 123456789012); follow it with `bake status specs/web.kdl --watch`.\n"
         )
     );
 }

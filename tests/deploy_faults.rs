@@ -10,12 +10,14 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The AMI moto's SSM public parameters name for AL2023 in us-east-1; moto's EC2 knows it.
-const AMI: &str = "ami-0d27e0fb3bac4d724";
+#[path = "support/stack.rs"]
+mod stack;
+
+use stack::{default_subnet, text, unique, write_spec};
 
 fn moto(test: &str) -> Option<String> {
     match std::env::var("BAKE_TEST_MOTO_URL") {
@@ -35,20 +37,22 @@ fn moto(test: &str) -> Option<String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Forward every request to moto.
-    Forward,
     /// Accept, read the request, never answer.
     Freeze,
     /// Forward until `ExecuteChangeSet` or `DeleteStack` has been answered, then freeze every request.
     FreezeAfterStart,
+    /// Forward everything but `ExecuteChangeSet`, which is held without an answer.
+    FreezeExecute,
     /// Answer every request with an HTML 403 page, as a proxy that blocks the host does.
     Html403,
+    /// Answer every request with CloudFormation's own XML error: HTTP status, code, message.
+    Fail(u16, &'static str, &'static str),
 }
 
 struct Proxy {
     url: String,
-    /// Requests held without an answer so far.
-    frozen: Arc<AtomicUsize>,
+    /// Requests the mode acted on so far: held without an answer, or answered with the `Fail` error.
+    caught: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -58,10 +62,10 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.map(|u| u.trim_start_matches("http://").to_owned());
-        let frozen = Arc::new(AtomicUsize::new(0));
+        let caught = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let started = Arc::new(AtomicBool::new(false));
-        let (f, s) = (Arc::clone(&frozen), Arc::clone(&stop));
+        let (f, s) = (Arc::clone(&caught), Arc::clone(&stop));
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(300);
             while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
@@ -70,7 +74,7 @@ impl Proxy {
                         let state = Conn {
                             mode,
                             upstream: upstream.clone(),
-                            frozen: Arc::clone(&f),
+                            caught: Arc::clone(&f),
                             stop: Arc::clone(&s),
                             started: Arc::clone(&started),
                         };
@@ -80,17 +84,14 @@ impl Proxy {
                 }
             }
         });
-        Proxy { url, frozen, stop }
+        Proxy { url, caught, stop }
     }
 
     /// Waits (at most `limit`) until a request is being held.
-    fn wait_frozen(&self, limit: Duration) {
+    fn wait_held(&self, limit: Duration) {
         let start = Instant::now();
-        while self.frozen.load(Ordering::SeqCst) == 0 {
-            assert!(
-                start.elapsed() < limit,
-                "no request reached the frozen proxy"
-            );
+        while self.caught.load(Ordering::SeqCst) == 0 {
+            assert!(start.elapsed() < limit, "no request was held by the proxy");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -105,48 +106,62 @@ impl Drop for Proxy {
 struct Conn {
     mode: Mode,
     upstream: Option<String>,
-    frozen: Arc<AtomicUsize>,
+    caught: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     started: Arc<AtomicBool>,
 }
 
 impl Conn {
+    /// One request per connection: moto closes after each answer (we ask it to), and so does the proxy, which
+    /// the client sees in the `Connection: close` of the answer.
     fn serve(self, mut conn: TcpStream) {
         conn.set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
-        while let Some((head, body)) = read_request(&mut conn) {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let freeze = self.mode == Mode::Freeze
-                || (self.mode == Mode::FreezeAfterStart && self.started.load(Ordering::SeqCst));
-            if freeze {
-                self.frozen.fetch_add(1, Ordering::SeqCst);
-                let until = Instant::now() + Duration::from_secs(120);
-                while !self.stop.load(Ordering::SeqCst) && Instant::now() < until {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                return;
-            }
-            if self.mode == Mode::Html403 {
-                let page = "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>Access to this host is blocked \
-                            by policy</body></html>";
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
-                    page.len()
-                );
-                return;
-            }
-            let Some(answer) = self.forward(&head, &body) else {
-                return;
-            };
-            if conn.write_all(&answer).is_err() {
-                return;
-            }
-            if text.contains("Action=ExecuteChangeSet") || text.contains("Action=DeleteStack") {
-                self.started.store(true, Ordering::SeqCst);
-            }
-            // moto closes after each answer (we ask it to); so does this connection.
+        let Some((head, body)) = read_request(&mut conn) else {
             return;
+        };
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let freeze = self.mode == Mode::Freeze
+            || (self.mode == Mode::FreezeAfterStart && self.started.load(Ordering::SeqCst))
+            || (self.mode == Mode::FreezeExecute && text.contains("Action=ExecuteChangeSet"));
+        if freeze {
+            self.caught.fetch_add(1, Ordering::SeqCst);
+            let until = Instant::now() + Duration::from_secs(120);
+            while !self.stop.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return;
+        }
+        if self.mode == Mode::Html403 {
+            let page = "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>Access to this host is blocked \
+                        by policy</body></html>";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            return;
+        }
+        if let Mode::Fail(status, code, message) = self.mode {
+            self.caught.fetch_add(1, Ordering::SeqCst);
+            let xml = format!(
+                "<ErrorResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><Error><Type>Sender</Type>\
+                 <Code>{code}</Code><Message>{message}</Message></Error><RequestId>0</RequestId></ErrorResponse>"
+            );
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} Error\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+            return;
+        }
+        let Some(answer) = self.forward(&head, &body) else {
+            return;
+        };
+        if conn.write_all(&answer).is_ok()
+            && (text.contains("Action=ExecuteChangeSet") || text.contains("Action=DeleteStack"))
+        {
+            self.started.store(true, Ordering::SeqCst);
         }
     }
 
@@ -194,56 +209,6 @@ fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 
 // ---- running bake ----------------------------------------------------------------------------------------------
 
-fn write_spec(dir: &Path, stack: &str, region: &str, subnet: &str, max: u32) {
-    let text = format!(
-        r#"stack "{stack}" region="{region}" {{
-    tags team="platform"
-}}
-
-image "base" {{
-    base ami="{AMI}" arch="x86_64"
-}}
-
-fleet "web" image="base" instance-type="t3.micro" {{
-    subnets "{subnet}"
-    size min=0 max={max} desired=0
-    rollout "rolling" max-batch=1 min-in-service=0
-}}
-"#
-    );
-    std::fs::write(dir.join("app.kdl"), text).unwrap();
-}
-
-/// A stack name no other test run uses.
-fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("bake-{test}-{}-{nanos}", std::process::id())
-}
-
-/// A subnet of moto's default VPC in `region`, via the EC2 query API (moto routes by the credential scope).
-fn default_subnet(url: &str, region: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sf",
-            "-H",
-            &format!(
-                "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/ec2/aws4_request, \
-                 SignedHeaders=host, Signature=0"
-            ),
-            &format!("{url}/?Action=DescribeSubnets&Version=2016-11-15"),
-        ])
-        .output()
-        .expect("curl runs");
-    assert!(out.status.success(), "DescribeSubnets failed: {out:?}");
-    let body = String::from_utf8_lossy(&out.stdout);
-    let start = body.find("<subnetId>").expect("moto has a default subnet") + "<subnetId>".len();
-    let end = start + body[start..].find('<').unwrap();
-    body[start..end].to_owned()
-}
-
 /// The binary in `dir`, pointed at `endpoint` with fake credentials, nothing else from the caller's AWS setup.
 fn bake(dir: &Path, endpoint: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bake"));
@@ -283,15 +248,6 @@ fn run(cmd: &mut Command, limit: Duration) -> (Output, Duration) {
     finish(cmd.spawn().expect("bake runs"), limit)
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -323,14 +279,7 @@ fn kill(child: &Child, signal: &str) {
 #[test]
 fn an_endpoint_that_never_answers_times_out_with_exit_3() {
     let proxy = Proxy::start(Mode::Freeze, None);
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("freeze"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("freeze");
     for args in [
         &["status", "app.kdl", "--timeout", "2"][..],
         &["plan", "app.kdl", "--timeout", "2"],
@@ -363,14 +312,7 @@ fn an_endpoint_that_never_answers_times_out_with_exit_3() {
 #[test]
 fn ctrl_c_while_a_call_hangs_ends_bake_at_once() {
     let proxy = Proxy::start(Mode::Freeze, None);
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("intr"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("intr");
     let child = bake(
         dir.path(),
         &proxy.url,
@@ -378,7 +320,7 @@ fn ctrl_c_while_a_call_hangs_ends_bake_at_once() {
     )
     .spawn()
     .unwrap();
-    proxy.wait_frozen(Duration::from_secs(30));
+    proxy.wait_held(Duration::from_secs(30));
     let sent = Instant::now();
     kill(&child, "-INT");
     let (out, _) = finish(child, Duration::from_secs(10));
@@ -401,14 +343,7 @@ fn ctrl_c_while_a_call_hangs_ends_bake_at_once() {
 #[test]
 fn a_proxys_html_403_is_reported_as_what_came_back() {
     let proxy = Proxy::start(Mode::Html403, None);
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("html"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("html");
     for verb in ["plan", "status"] {
         let (out, _) = run(
             &mut bake(dir.path(), &proxy.url, &[verb, "app.kdl"]),
@@ -431,18 +366,63 @@ fn a_proxys_html_403_is_reported_as_what_came_back() {
     }
 }
 
+#[test]
+fn access_denied_throttling_and_expired_credentials_say_what_to_do() {
+    let dir = offline_spec("denied");
+    let cases = [
+        (
+            Mode::Fail(
+                403,
+                "AccessDenied",
+                "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: cloudformation:DescribeStacks",
+            ),
+            "denied access (AccessDenied: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: \
+             cloudformation:DescribeStacks); the credentials' IAM policy must allow this call, or pass another `--profile`",
+            1,
+        ),
+        (
+            Mode::Fail(400, "Throttling", "Rate exceeded"),
+            "throttled bake's calls even after retries (Throttling: Rate exceeded); wait a minute and run it again",
+            3,
+        ),
+        (
+            Mode::Fail(
+                403,
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ),
+            "rejected the credentials (ExpiredToken: The security token included in the request is expired); they may \
+             have expired: configure credentials with `aws configure` or `aws sso login`, or pass `--profile NAME`",
+            1,
+        ),
+    ];
+    for (mode, expected, attempts) in cases {
+        let proxy = Proxy::start(mode, None);
+        let (out, _) = run(
+            &mut bake(dir.path(), &proxy.url, &["status", "app.kdl"]),
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        assert!(
+            stderr(&out).contains(&format!(
+                "CloudFormation in us-east-1 (at {}) {expected}",
+                proxy.url
+            )),
+            "{}",
+            text(&out)
+        );
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", text(&out));
+        // The standard retry mode retries throttling (3 attempts in all), and nothing else here.
+        assert_eq!(proxy.caught.load(Ordering::SeqCst), attempts, "{mode:?}");
+        assert_no_dump(&out);
+    }
+}
+
 // ---- no credentials, no network ----------------------------------------------------------------------------------
 
 #[test]
 fn no_credentials_is_one_sentence_with_the_next_step() {
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("nocreds"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("nocreds");
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
@@ -472,6 +452,16 @@ fn no_credentials_is_one_sentence_with_the_next_step() {
         assert!(out.stdout.is_empty(), "{}", text(&out));
         assert_no_dump(&out);
     }
+    let (out, _) = run(
+        &mut without_credentials(&["status", "app.kdl", "--profile", "nope"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("(none were found for profile `nope`)"),
+        "{}",
+        text(&out)
+    );
     let mut verbose = without_credentials(&["status", "app.kdl", "-v"]);
     let (out, _) = run(&mut verbose, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(3));
@@ -484,14 +474,7 @@ fn no_credentials_is_one_sentence_with_the_next_step() {
 
 #[test]
 fn a_closed_port_is_no_connection_for_every_command() {
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("closed"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("closed");
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
@@ -505,7 +488,7 @@ fn a_closed_port_is_no_connection_for_every_command() {
         assert_eq!(out.status.code(), Some(3), "{verb:?}\n{}", text(&out));
         assert!(
             stderr(&out).contains(&format!(
-                "cannot reach CloudFormation in us-east-1 (at {url}) (connection refused); check that it is \
+                "cannot reach CloudFormation in us-east-1 (at {url}): connection refused; check that it is \
                  running, or unset AWS_ENDPOINT_URL"
             )),
             "{verb:?}\n{}",
@@ -518,14 +501,7 @@ fn a_closed_port_is_no_connection_for_every_command() {
 
 #[test]
 fn a_region_that_is_not_a_region_name_is_a_usage_error() {
-    let dir = tempfile::tempdir().unwrap();
-    write_spec(
-        dir.path(),
-        &unique("region"),
-        "us-east-1",
-        "subnet-0123456789abcdef0",
-        2,
-    );
+    let dir = offline_spec("region");
     let (out, _) = run(
         &mut bake(
             dir.path(),
@@ -548,15 +524,7 @@ fn a_watch_that_freezes_loses_contact_within_the_timeout() {
         return;
     };
     let proxy = Proxy::start(Mode::FreezeAfterStart, Some(&url));
-    let dir = tempfile::tempdir().unwrap();
-    let stack = unique("watchfreeze");
-    write_spec(
-        dir.path(),
-        &stack,
-        "us-east-1",
-        &default_subnet(&url, "us-east-1"),
-        2,
-    );
+    let (dir, stack) = moto_spec(&url, "watchfreeze", "us-east-1");
     let start = Instant::now();
     let (out, _) = run(
         &mut bake(
@@ -568,7 +536,7 @@ fn a_watch_that_freezes_loses_contact_within_the_timeout() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
-        proxy.frozen.load(Ordering::SeqCst) >= 1,
+        proxy.caught.load(Ordering::SeqCst) >= 1,
         "the watch was frozen"
     );
     let err = stderr(&out);
@@ -594,11 +562,48 @@ fn a_watch_that_freezes_loses_contact_within_the_timeout() {
     );
     assert_no_dump(&out);
     drop(proxy);
-    let (gone, _) = run(
-        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
+    clean_up(dir.path(), &url);
+}
+
+#[test]
+fn an_execution_without_an_answer_says_how_to_see_whether_it_started() {
+    let Some(url) = moto("an_execution_without_an_answer_says_how_to_see_whether_it_started")
+    else {
+        return;
+    };
+    let proxy = Proxy::start(Mode::FreezeExecute, Some(&url));
+    let (dir, _) = moto_spec(&url, "execfreeze", "us-east-1");
+    let (out, took) = run(
+        &mut bake(
+            dir.path(),
+            &proxy.url,
+            &["deploy", "app.kdl", "--yes", "--timeout", "3"],
+        ),
         Duration::from_secs(60),
     );
-    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(
+        proxy.caught.load(Ordering::SeqCst),
+        1,
+        "the execution was held"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "error: cannot execute the change set: CloudFormation in us-east-1 (at {}) did not answer within 3 s",
+            proxy.url
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "The request may have reached CloudFormation: `bake status app.kdl --watch` shows whether the stack is changing."
+        ),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    drop(proxy);
+    clean_up(dir.path(), &url);
 }
 
 fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
@@ -606,15 +611,7 @@ fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
         return;
     };
     let proxy = Proxy::start(Mode::FreezeAfterStart, Some(&url));
-    let dir = tempfile::tempdir().unwrap();
-    let stack = unique("sig");
-    write_spec(
-        dir.path(),
-        &stack,
-        "us-east-1",
-        &default_subnet(&url, "us-east-1"),
-        2,
-    );
+    let (dir, stack) = moto_spec(&url, "sig", "us-east-1");
     let child = bake(
         dir.path(),
         &proxy.url,
@@ -622,7 +619,7 @@ fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
     )
     .spawn()
     .unwrap();
-    proxy.wait_frozen(Duration::from_secs(60));
+    proxy.wait_held(Duration::from_secs(60));
     let sent = Instant::now();
     kill(&child, signal);
     let (out, _) = finish(child, Duration::from_secs(10));
@@ -641,11 +638,7 @@ fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
         text(&out)
     );
     drop(proxy);
-    let (gone, _) = run(
-        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+    clean_up(dir.path(), &url);
 }
 
 #[test]
@@ -656,6 +649,146 @@ fn ctrl_c_mid_watch_ends_bake_with_130_and_the_resume_hint() {
 #[test]
 fn sigterm_mid_watch_ends_bake_with_143_and_the_resume_hint() {
     interrupt_mid_watch("-TERM", 143, "SIGTERM");
+}
+
+/// A fresh directory with a spec that never reaches a real AWS (its subnet does not exist anywhere).
+fn offline_spec(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &unique(name),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
+    dir
+}
+
+/// A fresh directory with a spec for a new stack on moto's default subnet in `region`.
+fn moto_spec(url: &str, name: &str, region: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique(name);
+    write_spec(dir.path(), &stack, region, &default_subnet(url, region), 2);
+    (dir, stack)
+}
+
+/// Deletes the test's stack on moto (directly, past any proxy), so moto does not fill up with test stacks.
+fn clean_up(dir: &Path, url: &str) {
+    let (gone, _) = run(
+        &mut bake(dir, url, &["destroy", "app.kdl", "--yes"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+}
+
+/// The descendants of `pid` (through `/proc/PID/task/PID/children`), to find the bake that `script` started.
+fn descendant_named(pid: u32, name: &str) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    for child in children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+    {
+        let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+        if comm.trim() == name {
+            return Some(child);
+        }
+        if let Some(found) = descendant_named(child, name) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+#[test]
+fn ctrl_c_at_the_confirmation_prompt_ends_bake() {
+    let Some(url) = moto("ctrl_c_at_the_confirmation_prompt_ends_bake") else {
+        return;
+    };
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "script (util-linux) is not installed"
+        );
+        eprintln!(
+            "skipping ctrl_c_at_the_confirmation_prompt_ends_bake: no `script` for a terminal"
+        );
+        return;
+    }
+    let (dir, stack) = moto_spec(&url, "prompt", "us-east-1");
+    // `script` gives bake a terminal, so it asks and blocks reading the answer; our pipe never sends one.
+    let line = format!("{} deploy app.kdl", env!("CARGO_BIN_EXE_bake"));
+    let env = bake(dir.path(), &url, &[]);
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(env.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let shown = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let start = Instant::now();
+    while !shown().contains("[y/N]") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no question:\n{}",
+            shown()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        shown().contains(&format!(
+            "Deploy these changes to stack {stack} in us-east-1 (account 123456789012)?"
+        )),
+        "{}",
+        shown()
+    );
+    let pid = descendant_named(child.id(), "bake").expect("bake runs under script");
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "bake still waits:\n{}",
+            shown()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(status.code(), Some(130), "{}", shown());
+    assert!(
+        shown().contains("Interrupted (Ctrl-C) before anything was executed; nothing was changed"),
+        "{}",
+        shown()
+    );
+    clean_up(dir.path(), &url);
 }
 
 #[test]
@@ -758,9 +891,5 @@ fn concurrent_plans_get_their_own_change_sets() {
         assert_eq!(out.status.code(), Some(10), "{}", text(&out));
         assert!(text(&out).contains("~ FleetWebGroup"), "{}", text(&out));
     }
-    let (gone, _) = run(
-        &mut bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(gone.status.code(), Some(0), "{}", text(&gone));
+    clean_up(dir.path(), &url);
 }

@@ -40,58 +40,10 @@ fn main() {
     suite.run()
 }
 
-/// The AMI moto's SSM public parameters name for AL2023 in us-east-1; moto's EC2 knows it.
-const AMI: &str = "ami-0d27e0fb3bac4d724";
+#[path = "support/stack.rs"]
+mod stack;
 
-/// A subnet of moto's default VPC in us-east-1, via the EC2 query API. moto routes the request by the
-/// credential scope in the Authorization header and does not check the signature.
-fn default_subnet(url: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sf",
-            "-H",
-            "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, \
-             SignedHeaders=host, Signature=0",
-            &format!("{url}/?Action=DescribeSubnets&Version=2016-11-15"),
-        ])
-        .output()
-        .expect("curl runs");
-    assert!(out.status.success(), "DescribeSubnets failed: {out:?}");
-    let body = String::from_utf8_lossy(&out.stdout);
-    let start = body.find("<subnetId>").expect("moto has a default subnet") + "<subnetId>".len();
-    let end = start + body[start..].find('<').unwrap();
-    body[start..end].to_owned()
-}
-
-/// A stack name no other test run uses.
-fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("bake-{test}-{}-{nanos}", std::process::id())
-}
-
-fn write_spec(dir: &Path, stack: &str, subnet: &str, max: u32) {
-    let text = format!(
-        r#"stack "{stack}" region="us-east-1" {{
-    tags team="platform"
-}}
-
-image "base" {{
-    base ami="{AMI}" arch="x86_64"
-}}
-
-// desired=0: moto would otherwise launch instances, and its EC2 wants volume sizes bake leaves to the AMI.
-fleet "web" image="base" instance-type="t3.micro" {{
-    subnets "{subnet}"
-    size min=0 max={max} desired=0
-    rollout "rolling" max-batch=1 min-in-service=0
-}}
-"#
-    );
-    std::fs::write(dir.join("app.kdl"), text).unwrap();
-}
+use stack::{default_subnet, text, unique, write_spec};
 
 fn bake(dir: &Path, url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bake"))
@@ -107,15 +59,6 @@ fn bake(dir: &Path, url: &str, args: &[&str]) -> Output {
         .expect("bake runs")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn expect(out: &Output, code: i32, needle: &str) {
     let all = text(out);
     assert_eq!(out.status.code(), Some(code), "{all}");
@@ -126,8 +69,8 @@ fn create_update_noop_status_destroy() {
     let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("life");
-    let subnet = default_subnet(&url);
-    write_spec(dir.path(), &stack, &subnet, 2);
+    let subnet = default_subnet(&url, "us-east-1");
+    write_spec(dir.path(), &stack, "us-east-1", &subnet, 2);
 
     let plan = bake(
         dir.path(),
@@ -161,7 +104,7 @@ fn create_update_noop_status_destroy() {
     expect(&status, 0, "CREATE_COMPLETE");
     expect(&status, 0, "The deployed template matches the spec.");
 
-    write_spec(dir.path(), &stack, &subnet, 3);
+    write_spec(dir.path(), &stack, "us-east-1", &subnet, 3);
     let plan = bake(
         dir.path(),
         &url,
@@ -201,7 +144,13 @@ fn missing_subnet_fails_with_the_cause_and_leaves_nothing() {
     let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("subnet");
-    write_spec(dir.path(), &stack, "subnet-0123456789abcdef0", 2);
+    write_spec(
+        dir.path(),
+        &stack,
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
     let deploy = bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]);
     expect(&deploy, 4, "InvalidSubnetID.NotFound");
     expect(&deploy, 4, "next: nothing was created");
@@ -213,7 +162,13 @@ fn no_terminal_without_yes_changes_nothing() {
     let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("notty");
-    write_spec(dir.path(), &stack, &default_subnet(&url), 2);
+    write_spec(
+        dir.path(),
+        &stack,
+        "us-east-1",
+        &default_subnet(&url, "us-east-1"),
+        2,
+    );
     let deploy = bake(dir.path(), &url, &["deploy", "app.kdl"]);
     expect(&deploy, 5, "no terminal to confirm on; pass --yes");
     let status = bake(dir.path(), &url, &["status", "app.kdl"]);
@@ -223,13 +178,19 @@ fn no_terminal_without_yes_changes_nothing() {
 fn unreachable_endpoint_is_an_environment_error() {
     // No moto needed: nothing listens on port 9 of loopback.
     let dir = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), &unique("down"), "subnet-0123456789abcdef0", 2);
+    write_spec(
+        dir.path(),
+        &unique("down"),
+        "us-east-1",
+        "subnet-0123456789abcdef0",
+        2,
+    );
     let out = bake(dir.path(), "http://127.0.0.1:9", &["plan", "app.kdl"]);
     expect(&out, 3, "error: cannot describe stack");
     expect(
         &out,
         3,
-        "cannot reach CloudFormation in us-east-1 (at http://127.0.0.1:9) (connection refused)",
+        "cannot reach CloudFormation in us-east-1 (at http://127.0.0.1:9): connection refused",
     );
     assert!(out.stdout.is_empty(), "errors go to stderr: {}", text(&out));
 }

@@ -224,6 +224,7 @@ fn run(verb: Verb, args: &StackArgs, options: Options, output: Output) -> u8 {
         }
     };
     runtime.block_on(async {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<Signal>();
         let cfn = AwsCfn::connect(&aws).await;
         let target = Target {
             plan: &compiled.plan,
@@ -231,12 +232,18 @@ fn run(verb: Verb, args: &StackArgs, options: Options, output: Output) -> u8 {
             spec: display_path(path),
             region: cfn.endpoint().region.clone(),
         };
-        let message = {
-            let target = &target;
-            move |started: bool, signal: &str| deploy::interrupted_message(target, started, signal)
+        let messages = Messages {
+            started: Arc::clone(&started),
+            before: [
+                deploy::interrupted_message(&target, false, "Ctrl-C"),
+                deploy::interrupted_message(&target, false, "SIGTERM"),
+            ],
+            after: [
+                deploy::interrupted_message(&target, true, "Ctrl-C"),
+                deploy::interrupted_message(&target, true, "SIGTERM"),
+            ],
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<(u8, &'static str)>();
-        tokio::spawn(on_signal(stop));
+        tokio::spawn(on_signal(stop, messages.clone()));
         let command = async {
             match verb {
                 Verb::Plan => deploy::plan(&cfn, &target, options, &mut ui).await,
@@ -247,24 +254,54 @@ fn run(verb: Verb, args: &StackArgs, options: Options, output: Output) -> u8 {
         };
         tokio::select! {
             code = command => code,
-            Ok((code, signal)) = stopped => {
+            Ok(signal) = stopped => {
                 // The command future is dropped here: no call is awaited any more.
-                let text = message(started.load(Ordering::SeqCst), signal);
-                stop_now(json, &text, code)
+                stop_now(json, messages.text(signal), signal.code())
             }
         }
     })
 }
 
+/// What to say when a signal ends bake, before and after an operation was started in AWS: for Ctrl-C, SIGTERM.
+#[derive(Clone)]
+struct Messages {
+    started: Arc<AtomicBool>,
+    before: [String; 2],
+    after: [String; 2],
+}
+
+impl Messages {
+    fn text(&self, signal: Signal) -> &str {
+        let texts = if self.started.load(Ordering::SeqCst) {
+            &self.after
+        } else {
+            &self.before
+        };
+        &texts[signal as usize]
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Interrupt = 0,
+    Terminate = 1,
+}
+
+impl Signal {
+    fn code(self) -> u8 {
+        match self {
+            Signal::Interrupt => exit::INTERRUPTED,
+            Signal::Terminate => exit::TERMINATED,
+        }
+    }
+}
+
 /// Waits for Ctrl-C (SIGINT) or SIGTERM and reports which, with its exit code. When the command is blocked
 /// outside the runtime (a confirmation read from the terminal), nothing would take the report: then this
 /// task ends the process itself after a moment.
-async fn on_signal(stop: tokio::sync::oneshot::Sender<(u8, &'static str)>) {
+async fn on_signal(stop: tokio::sync::oneshot::Sender<Signal>, messages: Messages) {
     #[cfg(unix)]
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => Some(s),
-        Err(_) => None,
-    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     #[cfg(unix)]
     let terminate = async {
         match term.as_mut() {
@@ -278,18 +315,18 @@ async fn on_signal(stop: tokio::sync::oneshot::Sender<(u8, &'static str)>) {
     let terminate = std::future::pending::<()>();
     let report = tokio::select! {
         r = tokio::signal::ctrl_c() => match r {
-            Ok(()) => (exit::INTERRUPTED, "Ctrl-C"),
+            Ok(()) => Signal::Interrupt,
             Err(_) => std::future::pending().await,
         },
-        () = terminate => (exit::TERMINATED, "SIGTERM"),
+        () = terminate => Signal::Terminate,
     };
     if stop.send(report).is_err() {
         return;
     }
     // The main future normally takes over at once; if it is stuck in a blocking read, end here.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    eprintln!("\ninterrupted ({})", report.1);
-    std::process::exit(i32::from(report.0));
+    eprintln!("{}", messages.text(report));
+    std::process::exit(i32::from(report.code()));
 }
 
 /// Prints the interruption's message (and, with `--format json`, a result line) and returns its code.

@@ -174,7 +174,7 @@ impl AwsCfn {
         let config = aws::config(options).await;
         AwsCfn {
             client: Client::new(&config),
-            endpoint: Endpoint::new("CloudFormation", &config, options.timeout),
+            endpoint: Endpoint::new("CloudFormation", &config, options),
         }
     }
 
@@ -218,6 +218,10 @@ where
         Classified::Failure(f) => CfnError::Transport(f),
     }
 }
+
+/// At most this many pages of one paginated answer: a server that keeps handing out tokens cannot keep bake
+/// asking forever (a page holds up to 100 events; change sets of bake's templates fit in one or two).
+const MAX_PAGES: u32 = 50;
 
 fn owned(s: Option<&str>) -> String {
     s.unwrap_or_default().to_owned()
@@ -298,7 +302,9 @@ impl Cfn for AwsCfn {
     async fn describe_change_set(&self, stack: &str, id: &str) -> Result<ChangeSet, CfnError> {
         let mut set = ChangeSet::default();
         let mut token: Option<String> = None;
+        let mut page = 0u32;
         loop {
+            page += 1;
             let out = self
                 .send(
                     self.client
@@ -339,7 +345,7 @@ impl Cfn for AwsCfn {
                 });
             }
             match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                Some(t) if !t.is_empty() && page < MAX_PAGES => token = Some(t.to_owned()),
                 _ => return Ok(set),
             }
         }
@@ -382,7 +388,9 @@ impl Cfn for AwsCfn {
     async fn stack_events(&self, stack: &str, since_ms: i64) -> Result<Vec<StackEvent>, CfnError> {
         let mut events = Vec::new();
         let mut token: Option<String> = None;
+        let mut page = 0u32;
         loop {
+            page += 1;
             let out = self
                 .send(
                     self.client
@@ -409,7 +417,9 @@ impl Cfn for AwsCfn {
                 });
             }
             match out.next_token() {
-                Some(t) if !t.is_empty() && !older => token = Some(t.to_owned()),
+                Some(t) if !t.is_empty() && !older && page < MAX_PAGES => {
+                    token = Some(t.to_owned())
+                }
                 _ => return Ok(events),
             }
         }

@@ -51,7 +51,8 @@ pub async fn destroy<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui:
     }
     if options.detach {
         ui.say(format!(
-            "Deleting stack {stack}; follow it with `bake status {} --watch`.",
+            "Deleting stack {stack} in {}; follow it with `bake status {} --watch`.",
+            target.place(&s.id),
             target.spec
         ));
         return exit::OK;

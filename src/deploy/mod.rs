@@ -9,9 +9,9 @@
 
 pub mod cfn;
 pub mod changeset;
-mod deploy;
 mod destroy;
 pub mod events;
+mod execute;
 mod plan;
 mod prepare;
 pub mod progress;
@@ -29,8 +29,8 @@ use crate::check::plan::Plan;
 use crate::exit;
 use cfn::CfnError;
 
-pub use deploy::deploy;
 pub use destroy::destroy;
+pub use execute::deploy;
 pub use plan::plan;
 pub use prepare::{TEMPLATE_BODY_MAX, change_set_name};
 pub use status::status;
@@ -162,8 +162,8 @@ pub(super) fn busy(ui: &mut Ui, target: &Target<'_>, status: &str, stack_id: &st
     exit::ENV
 }
 
-/// What bake prints when Ctrl-C or SIGTERM ends it. Before anything was executed nothing changed; after, the
-/// operation goes on in AWS.
+/// What bake prints when Ctrl-C or SIGTERM (`signal`) ends it. Before anything was executed nothing changed;
+/// after, the operation goes on in AWS.
 pub fn interrupted_message(target: &Target<'_>, started: bool, signal: &str) -> String {
     if started {
         format!(

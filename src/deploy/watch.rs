@@ -1,7 +1,6 @@
 //! Following a stack operation: poll its events until it settles, print each once, and sum it up.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
@@ -47,12 +46,12 @@ pub(super) async fn watch<C: Cfn>(
     patience: Duration,
     ui: &mut Ui,
 ) -> WatchEnd {
+    ui.mark_started();
     let mut printer: Box<dyn Progress + '_> = match (&mut ui.json, ui.live) {
         (Some(j), _) => Box::new(progress::Json { out: j }),
         (None, true) => Box::new(progress::Live::new()),
         (None, false) => Box::new(progress::Plain { out: &mut ui.out }),
     };
-    ui.started.store(true, Ordering::SeqCst);
     let mut last_answer = tokio::time::Instant::now();
     let mut collected: Vec<StackEvent> = Vec::new();
     let mut zero_ms: Option<i64> = None;

@@ -48,7 +48,7 @@ impl LiveResolver {
         let conf = aws::config(&settings).await;
         LiveResolver {
             ssm: aws_sdk_ssm::Client::new(&conf),
-            endpoint: Endpoint::new("SSM", &conf, timeout),
+            endpoint: Endpoint::new("SSM", &conf, &settings),
             installer_mirror: None,
         }
     }

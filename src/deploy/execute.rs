@@ -1,4 +1,4 @@
-//! `bake deploy`: plan, confirm, execute, watch, explain.
+//! `bake deploy`: plan, confirm, execute the change set, watch, explain.
 
 use serde_json::json;
 
@@ -50,11 +50,17 @@ pub async fn deploy<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: 
         .execute_change_set(&stack_id, &change_set, options.no_rollback)
         .await
     {
+        // Refused by the service: nothing goes on in AWS after all (a later Ctrl-C must not say it does). A
+        // call that got no answer may have started the operation: that stays "started".
+        if !matches!(e, CfnError::Transport(_)) {
+            ui.started.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
         return rejected(cfn, target, ui, &stack_id, create, &e).await;
     }
     if options.detach {
         ui.say(format!(
-            "Deploying stack {stack}; follow it with `bake status {} --watch`.",
+            "Deploying stack {stack} in {}; follow it with `bake status {} --watch`.",
+            target.place(&stack_id),
             target.spec
         ));
         return exit::OK;
@@ -74,7 +80,12 @@ async fn rejected<C: Cfn>(
     e: &CfnError,
 ) -> u8 {
     if let CfnError::Transport(_) = e {
-        return env_error(ui, "cannot execute the change set", e);
+        let code = env_error(ui, "cannot execute the change set", e);
+        ui.error(format!(
+            "  The request may have reached CloudFormation: `bake status {} --watch` shows whether the stack is changing.",
+            target.spec
+        ));
+        return code;
     }
     // Another operation started between the plan and the execution: busy, as when bake sees it first.
     if let Some(status) = e.busy_status() {
