@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Format, checked_spec, exit, read_lock, report};
 use crate::deploy::cfn::{AwsCfn, AwsOptions};
+use crate::deploy::template_store::TemplateStore;
 use crate::deploy::{self, Options, Target, Ui};
 use crate::diag::render::Style;
 use crate::pipeline::{self, Failed};
@@ -38,6 +39,21 @@ pub(super) struct PlanArgs {
     /// Exit 0 when there are no changes and 10 when there are (errors keep their codes).
     #[arg(long)]
     detailed_exitcode: bool,
+    #[command(flatten)]
+    bucket: BucketArgs,
+}
+
+/// Where templates over CloudFormation's inline limit go (`deploy::template_store`).
+#[derive(Debug, clap::Args)]
+pub(super) struct BucketArgs {
+    /// An existing S3 bucket in the stack's region for templates over 51,200 bytes [default: bake's own
+    /// `bake-templates-<account>-<region>`, created when first needed].
+    #[arg(long, value_name = "BUCKET", value_parser = bucket_name)]
+    template_bucket: Option<String>,
+}
+
+fn bucket_name(s: &str) -> Result<String, String> {
+    crate::deploy::template_store::valid_bucket_name(s).map(|()| s.to_owned())
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +69,8 @@ pub(super) struct DeployArgs {
     /// Keep what was created or updated when the deployment fails, instead of rolling back (for debugging).
     #[arg(long)]
     no_rollback: bool,
+    #[command(flatten)]
+    bucket: BucketArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,7 +107,7 @@ pub(super) fn plan(args: &PlanArgs, style: Style) -> u8 {
         detailed_exitcode: args.detailed_exitcode,
         ..Options::default()
     };
-    run(Verb::Plan, &args.stack, options, style)
+    run(Verb::Plan, &args.stack, Some(&args.bucket), options, style)
 }
 
 pub(super) fn deploy(args: &DeployArgs, style: Style) -> u8 {
@@ -99,7 +117,7 @@ pub(super) fn deploy(args: &DeployArgs, style: Style) -> u8 {
         no_rollback: args.no_rollback,
         ..Options::default()
     };
-    run(Verb::Deploy, &args.stack, options, style)
+    run(Verb::Deploy, &args.stack, Some(&args.bucket), options, style)
 }
 
 pub(super) fn status(args: &StatusArgs, style: Style) -> u8 {
@@ -107,7 +125,7 @@ pub(super) fn status(args: &StatusArgs, style: Style) -> u8 {
         watch: args.watch,
         ..Options::default()
     };
-    run(Verb::Status, &args.stack, options, style)
+    run(Verb::Status, &args.stack, None, options, style)
 }
 
 pub(super) fn destroy(args: &DestroyArgs, style: Style) -> u8 {
@@ -116,7 +134,7 @@ pub(super) fn destroy(args: &DestroyArgs, style: Style) -> u8 {
         detach: args.detach,
         ..Options::default()
     };
-    run(Verb::Destroy, &args.stack, options, style)
+    run(Verb::Destroy, &args.stack, None, options, style)
 }
 
 /// Asks on the terminal; `None` without one (never waits on a pipe).
@@ -131,7 +149,13 @@ fn ask(question: &str) -> Option<bool> {
     Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-fn run(verb: Verb, args: &StackArgs, options: Options, style: Style) -> u8 {
+fn run(
+    verb: Verb,
+    args: &StackArgs,
+    bucket: Option<&BucketArgs>,
+    options: Options,
+    style: Style,
+) -> u8 {
     let path: &Path = &args.spec;
     let (file, plan, diags) = match checked_spec(path, Format::Human, style) {
         Ok(checked) => checked,
@@ -215,9 +239,10 @@ fn run(verb: Verb, args: &StackArgs, options: Options, style: Style) -> u8 {
             }
         });
         let cfn = AwsCfn::connect(&aws).await;
+        let store = TemplateStore::s3(&aws, bucket.and_then(|b| b.template_bucket.clone()));
         match verb {
-            Verb::Plan => deploy::plan(&cfn, &target, options, &mut ui).await,
-            Verb::Deploy => deploy::deploy(&cfn, &target, options, &mut ui).await,
+            Verb::Plan => deploy::plan_with(&cfn, &store, &target, options, &mut ui).await,
+            Verb::Deploy => deploy::deploy_with(&cfn, &store, &target, options, &mut ui).await,
             Verb::Status => deploy::status(&cfn, &target, options, &mut ui).await,
             Verb::Destroy => deploy::destroy(&cfn, &target, options, &mut ui).await,
         }

@@ -11,6 +11,7 @@ pub mod cfn;
 pub mod changeset;
 pub mod events;
 pub mod progress;
+pub mod template_store;
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -25,6 +26,7 @@ use crate::cli::exit;
 use cfn::{Cfn, CfnError, ChangeSetKind, ChangeSetRequest, Stack, StackEvent};
 use events::{Category, clean_reason, next_step, root_cause, spec_node};
 use progress::Progress;
+use template_store::TemplateStore;
 
 /// Exit codes of the deploy commands, beyond `cli::exit` (0 ok, 1 spec, 2 usage, 3 environment).
 pub mod codes {
@@ -39,7 +41,7 @@ pub mod codes {
 }
 
 /// CloudFormation's limit for an inline `TemplateBody`.
-pub const TEMPLATE_BODY_MAX: usize = 51_200;
+pub const TEMPLATE_BODY_MAX: usize = template_store::INLINE_MAX;
 
 /// The stack messages CloudFormation uses for "nothing to do".
 fn is_no_change(reason: &str) -> bool {
@@ -132,15 +134,17 @@ fn change_set_name() -> String {
     format!("bake-{ms}")
 }
 
-async fn prepare<C: Cfn>(cfn: &C, target: &Target<'_>, ui: &mut Ui) -> Result<Prepared, u8> {
+async fn prepare<C: Cfn>(
+    cfn: &C,
+    store: &TemplateStore,
+    target: &Target<'_>,
+    ui: &mut Ui,
+) -> Result<Prepared, u8> {
     let stack = target.stack();
-    if target.template.len() > TEMPLATE_BODY_MAX {
-        ui.say(format!(
-            "error: the template is {} bytes; CloudFormation takes at most {TEMPLATE_BODY_MAX} bytes inline.\n  \
-             help: the inline scripts count towards the limit: move large scripts into the flake, or split fleets into \
-             several specs (uploading templates to S3 is not supported yet)",
-            target.template.len()
-        ));
+    // What is sent is compact, and the limits apply to it.
+    let body = template_store::compact(target.template);
+    if let Some(refusal) = store.refusal(&body, target.plan) {
+        ui.say(refusal);
         return Err(exit::SPEC);
     }
     // Both at once: a no-op deploy is these two calls, so their latencies should not add up.
@@ -199,7 +203,18 @@ async fn prepare<C: Cfn>(cfn: &C, target: &Target<'_>, ui: &mut Ui) -> Result<Pr
         } else {
             ChangeSetKind::Update
         },
-        template_body: target.template.to_owned(),
+        template: match store.place(body, stack).await {
+            Ok((source, note)) => {
+                if let Some(note) = note {
+                    ui.say(note);
+                }
+                source
+            }
+            Err(e) => {
+                ui.say(format!("error: {e}"));
+                return Err(exit::ENV);
+            }
+        },
         tags: target.plan.stack.tags.clone(),
     };
     let (id, stack_id) = match cfn.create_change_set(&request).await {
@@ -300,10 +315,21 @@ fn print_no_changes(ui: &mut Ui, stack: &str, why: &str) {
     ui.say(format!("No changes: stack {stack} is up to date ({why})."));
 }
 
-/// `bake plan`: what would change, without changing anything.
+/// `bake plan`: what would change, without changing anything. Templates over the inline limit are refused.
 pub async fn plan<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: &mut Ui) -> u8 {
+    plan_with(cfn, &TemplateStore::InlineOnly, target, options, ui).await
+}
+
+/// `bake plan`, with templates over the inline limit sent through `store`.
+pub async fn plan_with<C: Cfn>(
+    cfn: &C,
+    store: &TemplateStore,
+    target: &Target<'_>,
+    options: Options,
+    ui: &mut Ui,
+) -> u8 {
     let stack = target.stack().to_owned();
-    match prepare(cfn, target, ui).await {
+    match prepare(cfn, store, target, ui).await {
         Err(code) => code,
         Ok(Prepared::NoChanges(why)) => {
             print_no_changes(ui, &stack, why);
@@ -326,10 +352,21 @@ pub async fn plan<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: &m
     }
 }
 
-/// `bake deploy`: plan, confirm, execute, watch, explain.
+/// `bake deploy`: plan, confirm, execute, watch, explain. Templates over the inline limit are refused.
 pub async fn deploy<C: Cfn>(cfn: &C, target: &Target<'_>, options: Options, ui: &mut Ui) -> u8 {
+    deploy_with(cfn, &TemplateStore::InlineOnly, target, options, ui).await
+}
+
+/// `bake deploy`, with templates over the inline limit sent through `store`.
+pub async fn deploy_with<C: Cfn>(
+    cfn: &C,
+    store: &TemplateStore,
+    target: &Target<'_>,
+    options: Options,
+    ui: &mut Ui,
+) -> u8 {
     let stack = target.stack().to_owned();
-    let (change_set, stack_id, create, planned) = match prepare(cfn, target, ui).await {
+    let (change_set, stack_id, create, planned) = match prepare(cfn, store, target, ui).await {
         Err(code) => return code,
         Ok(Prepared::NoChanges(why)) => {
             print_no_changes(ui, &stack, why);
