@@ -117,7 +117,13 @@ pub(super) fn deploy(args: &DeployArgs, style: Style) -> u8 {
         no_rollback: args.no_rollback,
         ..Options::default()
     };
-    run(Verb::Deploy, &args.stack, Some(&args.bucket), options, style)
+    run(
+        Verb::Deploy,
+        &args.stack,
+        Some(&args.bucket),
+        options,
+        style,
+    )
 }
 
 pub(super) fn status(args: &StatusArgs, style: Style) -> u8 {

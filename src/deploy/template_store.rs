@@ -388,7 +388,8 @@ impl S3Store {
         account: &str,
     ) -> Result<bool, StoreError> {
         let region = self.options.region.as_str();
-        let own_bucket_hint = "or name an existing bucket of yours in that region with `--template-bucket`";
+        let own_bucket_hint =
+            "or name an existing bucket of yours in that region with `--template-bucket`";
         match s3
             .head_bucket()
             .bucket(bucket)
@@ -615,7 +616,11 @@ mod tests {
     #[test]
     fn urls_are_https_and_regional() {
         assert_eq!(
-            object_url("bake-templates-123456789012-eu-west-1", "eu-west-1", "bake/k.json"),
+            object_url(
+                "bake-templates-123456789012-eu-west-1",
+                "eu-west-1",
+                "bake/k.json"
+            ),
             "https://bake-templates-123456789012-eu-west-1.s3.eu-west-1.amazonaws.com/bake/k.json"
         );
         assert_eq!(
@@ -627,7 +632,15 @@ mod tests {
     #[test]
     fn bucket_names_follow_s3_rules() {
         assert!(valid_bucket_name("team-templates.prod").is_ok());
-        for bad in ["ab", "Upper", "-dash", "dot.", "a..b", "under_score", &"a".repeat(64)] {
+        for bad in [
+            "ab",
+            "Upper",
+            "-dash",
+            "dot.",
+            "a..b",
+            "under_score",
+            &"a".repeat(64),
+        ] {
             assert!(valid_bucket_name(bad).is_err(), "{bad}");
         }
         // bake's own name is valid for the longest region names.
