@@ -562,6 +562,57 @@ fn twelve_images_deploy_through_the_template_bucket() {
 }
 
 #[test]
+fn an_object_that_is_not_the_template_is_uploaded_again() {
+    let Some(url) = moto("an_object_that_is_not_the_template_is_uploaded_again") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("s3tamper");
+    write_spec(dir.path(), &stack, &default_subnet(&url, "us-east-1"), 12);
+    let (_, compact) = compiled(dir.path());
+    let bucket = format!("bake-templates-{ACCOUNT}-us-east-1");
+    let key = key_for(&stack, &compact);
+    let plan = bake(dir.path(), &url, &[], &["plan", "app.kdl"]);
+    expect(&plan, 0, &format!("uploaded to s3://{bucket}/{key}"));
+    // Someone with write access to the bucket replaces the object: its name no longer says what it holds.
+    let rt = runtime();
+    let config = rt.block_on(sdk_config(&url, "us-east-1"));
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let forged = compact.replacen("\"Description\":\"", "\"Description\":\"forged: ", 1);
+    assert_ne!(forged, compact);
+    rt.block_on(async {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(forged.into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    });
+    let deploy = bake(dir.path(), &url, &[], &["deploy", "app.kdl", "--yes"]);
+    expect(&deploy, 0, &format!("uploaded to s3://{bucket}/{key}"));
+    expect(
+        &deploy,
+        0,
+        &format!("Deployed stack {stack}: CREATE_COMPLETE."),
+    );
+    assert_eq!(rt.block_on(object_body(&s3, &bucket, &key)), compact);
+    let deployed = rt.block_on(async {
+        aws_sdk_cloudformation::Client::new(&config)
+            .get_template()
+            .stack_name(&stack)
+            .send()
+            .await
+            .unwrap()
+            .template_body
+            .unwrap()
+    });
+    assert_eq!(deployed, compact);
+    let destroy = bake(dir.path(), &url, &[], &["destroy", "app.kdl", "--yes"]);
+    expect(&destroy, 0, &format!("Destroyed stack {stack}."));
+}
+
+#[test]
 fn a_template_that_fits_compact_is_sent_inline() {
     let Some(url) = moto("a_template_that_fits_compact_is_sent_inline") else {
         return;

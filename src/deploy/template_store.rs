@@ -19,10 +19,10 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
-    CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, NoncurrentVersionExpiration, ObjectOwnership,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    ChecksumAlgorithm, ChecksumMode, CreateBucketConfiguration, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
+    ObjectOwnership, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
@@ -327,12 +327,18 @@ impl S3Store {
             .head_object()
             .bucket(&bucket)
             .key(&key)
+            .checksum_mode(ChecksumMode::Enabled)
             .set_expected_bucket_owner(owner.clone())
             .send()
             .await;
-        // Re-used only while it is at least a day from expiry, so it cannot expire before CloudFormation reads it.
+        // Re-used only when S3's own SHA-256 of it is the template's (the key is only a name), and while it is at
+        // least a day from expiry, so it cannot expire before CloudFormation reads it.
+        let digest = base64(&Sha256::digest(body.as_bytes()));
         let reuse = match existing {
-            Ok(out) => out.last_modified().is_some_and(|t| t.secs() > fresh_after),
+            Ok(out) => {
+                out.checksum_sha256() == Some(digest.as_str())
+                    && out.last_modified().is_some_and(|t| t.secs() > fresh_after)
+            }
             Err(e) => {
                 let e = call_error(e);
                 if e.status.is_none() {
@@ -351,6 +357,7 @@ impl S3Store {
                 .bucket(&bucket)
                 .key(&key)
                 .content_type("application/json")
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
                 .body(ByteStream::from(body.as_bytes().to_vec()))
                 .set_expected_bucket_owner(owner.clone())
                 .send()
@@ -445,8 +452,9 @@ impl S3Store {
                 ))),
                 _ if e.denied() => Err(StoreError(format!(
                     "bake may not create its template bucket {bucket} (the template is over CloudFormation's \
-                     {INLINE_MAX}-byte inline limit): it needs s3:CreateBucket, s3:PutBucketPublicAccessBlock, \
-                     s3:PutEncryptionConfiguration and s3:PutLifecycleConfiguration, {own_bucket_hint}"
+                     {INLINE_MAX}-byte inline limit): it needs s3:CreateBucket, s3:PutBucketOwnershipControls, \
+                     s3:PutBucketPublicAccessBlock, s3:PutEncryptionConfiguration and s3:PutLifecycleConfiguration \
+                     in {region}, {own_bucket_hint}"
                 ))),
                 _ => Err(StoreError(format!(
                     "cannot create the template bucket {bucket} in {region}: {}; retry, {own_bucket_hint}",
@@ -587,6 +595,26 @@ async fn account_id(sts: &aws_sdk_sts::Client) -> Result<String, StoreError> {
     }
 }
 
+/// Standard base64 with padding, as S3 reports checksums.
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -611,6 +639,20 @@ mod tests {
         assert_ne!(a, object_key("web", "{ }"));
         assert!(a.starts_with("bake/web/") && a.ends_with(".json"), "{a}");
         assert_eq!(a.len(), "bake/web/".len() + 64 + ".json".len());
+    }
+
+    #[test]
+    fn base64_is_the_standard_alphabet_with_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+        // S3's checksum of an empty object.
+        assert_eq!(
+            base64(&Sha256::digest(b"")),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
     }
 
     #[test]
