@@ -753,3 +753,151 @@ fn a_bad_bucket_name_is_a_usage_error() {
     );
     expect(&out, 2, "is not an S3 bucket name");
 }
+
+#[test]
+fn over_a_mebibyte_is_refused_before_any_call() {
+    // No moto needed: nothing listens on port 9, and nothing may be called.
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), "s3huge", "subnet-0123456789abcdef0", 140);
+    let (_, compact) = compiled(dir.path());
+    assert!(compact.len() > 1024 * 1024, "{} bytes", compact.len());
+    let out = bake(
+        dir.path(),
+        "http://127.0.0.1:9",
+        &[],
+        &["deploy", "app.kdl", "--yes"],
+    );
+    expect(
+        &out,
+        1,
+        &format!(
+            "the template is {} bytes as sent (compact JSON); CloudFormation takes at most 1048576 bytes even from S3",
+            compact.len()
+        ),
+    );
+    expect(
+        &out,
+        1,
+        "each of the 140 built image(s) embeds its bootstrap script twice",
+    );
+    assert!(!text(&out).contains("cannot"), "{}", text(&out));
+}
+
+/// A `Cfn` that must not be called.
+struct Untouched;
+
+impl bake::deploy::cfn::Cfn for Untouched {
+    async fn describe_stack(
+        &self,
+        _: &str,
+    ) -> Result<Option<bake::deploy::cfn::Stack>, bake::deploy::cfn::CfnError> {
+        panic!("describe_stack")
+    }
+    async fn get_template(&self, _: &str) -> Result<Option<String>, bake::deploy::cfn::CfnError> {
+        panic!("get_template")
+    }
+    async fn create_change_set(
+        &self,
+        _: &bake::deploy::cfn::ChangeSetRequest,
+    ) -> Result<(String, String), bake::deploy::cfn::CfnError> {
+        panic!("create_change_set")
+    }
+    async fn describe_change_set(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<bake::deploy::cfn::ChangeSet, bake::deploy::cfn::CfnError> {
+        panic!("describe_change_set")
+    }
+    async fn execute_change_set(
+        &self,
+        _: &str,
+        _: &str,
+        _: bool,
+    ) -> Result<(), bake::deploy::cfn::CfnError> {
+        panic!("execute_change_set")
+    }
+    async fn delete_change_set(&self, _: &str, _: &str) -> Result<(), bake::deploy::cfn::CfnError> {
+        panic!("delete_change_set")
+    }
+    async fn delete_stack(&self, _: &str) -> Result<(), bake::deploy::cfn::CfnError> {
+        panic!("delete_stack")
+    }
+    async fn stack_events(
+        &self,
+        _: &str,
+        _: i64,
+    ) -> Result<Vec<bake::deploy::cfn::StackEvent>, bake::deploy::cfn::CfnError> {
+        panic!("stack_events")
+    }
+}
+
+#[derive(Clone, Default)]
+struct Buf(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What `bake::deploy::deploy` (no template bucket) says about a template of `size` bytes for the spec in `dir`.
+fn refusal(dir: &Path, size: usize) -> String {
+    let text = std::fs::read_to_string(dir.join("app.kdl")).unwrap();
+    let file = bake::source::SourceFile::new("app.kdl", text);
+    let (plan, diags) = bake::check_source(&file);
+    let lock =
+        bake::lock::Lock::from_json(&std::fs::read_to_string(dir.join("app.lock.json")).unwrap())
+            .unwrap();
+    let compiled = bake::pipeline::build(&file, plan.unwrap(), diags, &lock).unwrap();
+    let big = format!("{{\"Description\": \"{}\"}}", "x".repeat(size));
+    let out = Buf::default();
+    let mut ui = bake::deploy::Ui {
+        out: Box::new(out.clone()),
+        json: None,
+        live: false,
+        confirm: Box::new(|_: &str| None),
+        interrupted: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        watching: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    let target = bake::deploy::Target {
+        plan: &compiled.plan,
+        template: &big,
+        spec: "app.kdl".into(),
+    };
+    let code = runtime().block_on(bake::deploy::deploy(
+        &Untouched,
+        &target,
+        bake::deploy::Options::default(),
+        &mut ui,
+    ));
+    assert_eq!(code, bake::cli::exit::SPEC);
+    String::from_utf8(out.0.borrow().clone()).unwrap()
+}
+
+#[test]
+fn the_refusal_blames_scripts_only_when_there_are_some() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), "s3msg", "subnet-0123456789abcdef0", 0);
+    let said = refusal(dir.path(), 60_000);
+    assert!(
+        said.contains("CloudFormation takes at most 51200 bytes inline"),
+        "{said}"
+    );
+    assert!(!said.contains("script"), "{said}");
+    assert!(
+        said.contains("split the fleets into several specs"),
+        "{said}"
+    );
+
+    write_spec(dir.path(), "s3msg", "subnet-0123456789abcdef0", 2);
+    let said = refusal(dir.path(), 60_000);
+    assert!(
+        said.contains("each of the 2 built image(s) embeds its bootstrap script twice"),
+        "{said}"
+    );
+}
