@@ -557,6 +557,32 @@ fn twelve_images_deploy_through_the_template_bucket() {
         );
     });
 
+    // The plan of an update explains it from the metadata of the deployed (compact) template and the new one.
+    let lock_path = dir.path().join("app.lock.json");
+    let mut lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+    let old_rev = lock["images"]["img03"]["flake"]["rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let new_rev = "0123456789abcdef0123456789abcdef01234567";
+    assert_ne!(old_rev, new_rev);
+    lock["images"]["img03"]["flake"]["rev"] = new_rev.into();
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+    let update = bake(dir.path(), &url, &via, &["plan", "app.kdl"]);
+    expect(&update, 0, "Plan for stack");
+    expect(
+        &update,
+        0,
+        &format!("because flake revision {} → 0123456789ab", &old_rev[..12]),
+    );
+    assert_eq!(
+        rt.block_on(objects(&s3, &bucket, &format!("bake/{stack}/")))
+            .len(),
+        2,
+        "the changed template is a second object"
+    );
+
     let destroy = bake(dir.path(), &url, &[], &["destroy", "app.kdl", "--yes"]);
     expect(&destroy, 0, &format!("Destroyed stack {stack}."));
 }

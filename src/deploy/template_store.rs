@@ -364,6 +364,12 @@ impl S3Store {
                 .await
                 .map_err(|e| {
                     let e = call_error(e);
+                    if e.status == Some(301) {
+                        return StoreError(format!(
+                            "the template bucket {bucket} is not in {region}, the stack's region: name a bucket in \
+                             {region} with `--template-bucket`"
+                        ));
+                    }
                     let next = if e.denied() {
                         format!(
                             "bake needs s3:PutObject on arn:aws:s3:::{bucket}/{KEY_PREFIX}* (and s3:GetObject, which \
