@@ -264,11 +264,13 @@ impl Compiled {
         template: &str,
         options: Options,
     ) -> u8 {
+        let store = bake::deploy::template_store::TemplateStore::InlineOnly;
         let target = Target {
             plan: &self.plan,
             template,
             spec: "specs/web.kdl".into(),
             region: self.plan.stack.region.clone(),
+            store: &store,
         };
         match verb {
             Verb::Plan => deploy::plan(fake, &target, options, &mut s.ui).await,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{Format, checked_spec, exit, read_lock, report};
 use crate::deploy::cfn::{AwsCfn, AwsOptions};
+use crate::deploy::template_store::TemplateStore;
 use crate::deploy::{self, Options, Target, Ui};
 use crate::diag::render::Style;
 use crate::pipeline::{self, Failed};
@@ -43,6 +44,21 @@ pub(super) struct PlanArgs {
     /// Exit 0 when there are no changes and 10 when there are (errors keep their codes).
     #[arg(long)]
     detailed_exitcode: bool,
+    #[command(flatten)]
+    bucket: BucketArgs,
+}
+
+/// Where templates over CloudFormation's inline limit go (`deploy::template_store`).
+#[derive(Debug, clap::Args)]
+pub(super) struct BucketArgs {
+    /// An existing S3 bucket in the stack's region for templates over 51,200 bytes [default: bake's own
+    /// `bake-templates-<account>-<region>`, created when first needed].
+    #[arg(long, value_name = "BUCKET", value_parser = bucket_name)]
+    template_bucket: Option<String>,
+}
+
+fn bucket_name(s: &str) -> Result<String, String> {
+    crate::deploy::template_store::valid_bucket_name(s).map(|()| s.to_owned())
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +74,8 @@ pub(super) struct DeployArgs {
     /// Keep what was created or updated when the deployment fails, instead of rolling back (for debugging).
     #[arg(long)]
     no_rollback: bool,
+    #[command(flatten)]
+    bucket: BucketArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,7 +126,7 @@ pub(super) fn plan(args: &PlanArgs, output: Output) -> u8 {
         detailed_exitcode: args.detailed_exitcode,
         ..base_options(&args.stack)
     };
-    run(Verb::Plan, &args.stack, options, output)
+    run(Verb::Plan, &args.stack, Some(&args.bucket), options, output)
 }
 
 pub(super) fn deploy(args: &DeployArgs, output: Output) -> u8 {
@@ -118,7 +136,7 @@ pub(super) fn deploy(args: &DeployArgs, output: Output) -> u8 {
         no_rollback: args.no_rollback,
         ..base_options(&args.stack)
     };
-    run(Verb::Deploy, &args.stack, options, output)
+    run(Verb::Deploy, &args.stack, Some(&args.bucket), options, output)
 }
 
 pub(super) fn status(args: &StatusArgs, output: Output) -> u8 {
@@ -126,7 +144,7 @@ pub(super) fn status(args: &StatusArgs, output: Output) -> u8 {
         watch: args.watch,
         ..base_options(&args.stack)
     };
-    run(Verb::Status, &args.stack, options, output)
+    run(Verb::Status, &args.stack, None, options, output)
 }
 
 pub(super) fn destroy(args: &DestroyArgs, output: Output) -> u8 {
@@ -135,7 +153,7 @@ pub(super) fn destroy(args: &DestroyArgs, output: Output) -> u8 {
         detach: args.detach,
         ..base_options(&args.stack)
     };
-    run(Verb::Destroy, &args.stack, options, output)
+    run(Verb::Destroy, &args.stack, None, options, output)
 }
 
 /// Asks on the terminal; `None` without one (never waits on a pipe).
@@ -150,7 +168,13 @@ fn ask(question: &str) -> Option<bool> {
     Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-fn run(verb: Verb, args: &StackArgs, options: Options, output: Output) -> u8 {
+fn run(
+    verb: Verb,
+    args: &StackArgs,
+    bucket: Option<&BucketArgs>,
+    options: Options,
+    output: Output,
+) -> u8 {
     let style = output.style;
     let path: &Path = &args.spec;
     let (file, plan, diags) = match checked_spec(path, Format::Human, style) {
@@ -226,11 +250,13 @@ fn run(verb: Verb, args: &StackArgs, options: Options, output: Output) -> u8 {
     runtime.block_on(async {
         let (stop, stopped) = tokio::sync::oneshot::channel::<Signal>();
         let cfn = AwsCfn::connect(&aws).await;
+        let store = TemplateStore::s3(&aws, bucket.and_then(|b| b.template_bucket.clone()));
         let target = Target {
             plan: &compiled.plan,
             template: compiled.template(),
             spec: display_path(path),
             region: cfn.endpoint().region.clone(),
+            store: &store,
         };
         let messages = Messages {
             started: Arc::clone(&started),

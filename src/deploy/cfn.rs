@@ -9,6 +9,7 @@ use aws_sdk_cloudformation::config::http::HttpResponse;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Tag};
 
+use super::template_store::TemplateSource;
 use crate::aws::{self, Classified, Endpoint, Failure, Kind};
 
 /// A stack as `DescribeStacks` reports it. Statuses are kept as strings: values the SDK does not know
@@ -71,7 +72,8 @@ pub struct ChangeSetRequest {
     pub stack: String,
     pub name: String,
     pub kind: ChangeSetKind,
-    pub template_body: String,
+    /// Inline or from S3 (`super::template_store`).
+    pub template: TemplateSource,
     pub tags: Vec<(String, String)>,
 }
 
@@ -289,9 +291,12 @@ impl Cfn for AwsCfn {
             .stack_name(&request.stack)
             .change_set_name(&request.name)
             .change_set_type(kind)
-            .template_body(&request.template_body)
             .capabilities(Capability::CapabilityIam)
             .description("bake deploy");
+        call = match &request.template {
+            TemplateSource::Body(body) => call.template_body(body),
+            TemplateSource::Url(url) => call.template_url(url),
+        };
         for (k, v) in &request.tags {
             call = call.tags(Tag::builder().key(k).value(v).build());
         }

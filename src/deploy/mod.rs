@@ -16,6 +16,7 @@ mod plan;
 mod prepare;
 pub mod progress;
 mod status;
+pub mod template_store;
 mod watch;
 
 use std::io::Write;
@@ -85,6 +86,8 @@ pub struct Target<'a> {
     pub spec: String,
     /// The region the calls go to (`--region`, or the spec's stack region), as the SDK configuration resolved it.
     pub region: String,
+    /// Where a template over the inline limit goes (`template_store`).
+    pub store: &'a template_store::TemplateStore,
 }
 
 impl Target<'_> {

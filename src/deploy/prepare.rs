@@ -13,7 +13,7 @@ use crate::aws::{Failure, Kind};
 use crate::exit;
 
 /// CloudFormation's limit for an inline `TemplateBody`.
-pub const TEMPLATE_BODY_MAX: usize = 51_200;
+pub const TEMPLATE_BODY_MAX: usize = super::template_store::INLINE_MAX;
 
 /// The stack messages CloudFormation uses for "nothing to do".
 pub(super) fn is_no_change(reason: &str) -> bool {
@@ -73,13 +73,10 @@ pub(super) async fn prepare<C: Cfn>(
     ui: &mut Ui,
 ) -> Result<Prepared, u8> {
     let stack = target.stack();
-    if target.template.len() > TEMPLATE_BODY_MAX {
-        ui.error(format!(
-            "error: the template is {} bytes; CloudFormation takes at most {TEMPLATE_BODY_MAX} bytes inline.\n  \
-             help: the inline scripts count towards the limit: move large scripts into the flake, or split fleets into \
-             several specs (uploading templates to S3 is not supported yet)",
-            target.template.len()
-        ));
+    // What is sent is compact, and the limits apply to it.
+    let body = super::template_store::compact(target.template);
+    if let Some(refusal) = target.store.refusal(&body, target.plan) {
+        ui.error(refusal);
         return Err(exit::SPEC);
     }
     // Both at once: a no-op deploy is these two calls, so their latencies should not add up.
@@ -136,7 +133,19 @@ pub(super) async fn prepare<C: Cfn>(
         } else {
             ChangeSetKind::Update
         },
-        template_body: target.template.to_owned(),
+        // After the "identical template" check, so a no-op deploy never touches S3.
+        template: match target.store.place(body, stack).await {
+            Ok((source, note)) => {
+                if let Some(note) = note {
+                    ui.say(note);
+                }
+                source
+            }
+            Err(e) => {
+                ui.error(format!("error: {e}"));
+                return Err(exit::ENV);
+            }
+        },
         tags: target.plan.stack.tags.clone(),
     };
     let (id, stack_id) = match cfn.create_change_set(&request).await {
