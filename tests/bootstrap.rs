@@ -7,6 +7,77 @@ use std::process::Command;
 
 mod common;
 use common::compile;
+use common::peers::{Peer, Suite};
+
+fn main() {
+    let mut suite = Suite::new();
+    suite.test(
+        "a_git_flake_installs_git_on_the_build_instance",
+        &[],
+        a_git_flake_installs_git_on_the_build_instance,
+    );
+    suite.test(
+        "the_flake_and_the_installer_are_pinned_by_content",
+        &[],
+        the_flake_and_the_installer_are_pinned_by_content,
+    );
+    suite.test(
+        "the_system_registry_pins_the_locked_nixpkgs_and_system_manager",
+        &[],
+        the_system_registry_pins_the_locked_nixpkgs_and_system_manager,
+    );
+    suite.test(
+        "the_registry_pin_can_be_switched_off",
+        &[],
+        the_registry_pin_can_be_switched_off,
+    );
+    suite.test(
+        "rerunning_converges_to_the_locked_system_manager",
+        &[],
+        rerunning_converges_to_the_locked_system_manager,
+    );
+    suite.test(
+        "nix_builds_on_disk_not_in_the_tmpfs",
+        &[],
+        nix_builds_on_disk_not_in_the_tmpfs,
+    );
+    suite.test(
+        "full_packages_replace_the_minimal_ones_in_their_own_transaction",
+        &[],
+        full_packages_replace_the_minimal_ones_in_their_own_transaction,
+    );
+    suite.test(
+        "a_failed_service_keeps_the_instance_from_signalling_success",
+        &[],
+        a_failed_service_keeps_the_instance_from_signalling_success,
+    );
+    suite.test(
+        "the_ready_command_must_pass_too",
+        &[],
+        the_ready_command_must_pass_too,
+    );
+    suite.test(
+        "waiting_gives_up_at_the_deadline",
+        &[],
+        waiting_gives_up_at_the_deadline,
+    );
+    suite.test(
+        "user_data_signals_with_the_shared_readiness_check",
+        &[],
+        user_data_signals_with_the_shared_readiness_check,
+    );
+    suite.test(
+        "real_nix_writes_the_registry_pins_the_script_gives",
+        &[Peer::Nix],
+        real_nix_writes_the_registry_pins_the_script_gives,
+    );
+    suite.test(
+        "a_github_flake_needs_git_only_for_inputs_its_lock_fetches_with_git",
+        &[],
+        a_github_flake_needs_git_only_for_inputs_its_lock_fetches_with_git,
+    );
+    suite.run()
+}
 
 fn example(name: &str) -> bake::emit::Artifacts {
     compile(
@@ -45,7 +116,6 @@ fn position(script: &str, needle: &str) -> usize {
         .unwrap_or_else(|| panic!("`{needle}` not in\n{script}"))
 }
 
-#[test]
 fn a_git_flake_installs_git_on_the_build_instance() {
     // platform.kdl's worker lists no RPMs of its own, but its flake is `git+https`: Nix runs `git` to fetch it.
     let artifacts = example("platform.kdl");
@@ -64,7 +134,6 @@ fn a_git_flake_installs_git_on_the_build_instance() {
     }
 }
 
-#[test]
 fn the_flake_and_the_installer_are_pinned_by_content() {
     let artifacts = example("web.kdl");
     let lock: serde_json::Value = serde_json::from_str(
@@ -104,7 +173,6 @@ fn the_flake_and_the_installer_are_pinned_by_content() {
     assert!(script.contains("install --no-confirm --diagnostic-endpoint=\n"));
 }
 
-#[test]
 fn the_system_registry_pins_the_locked_nixpkgs_and_system_manager() {
     let artifacts = example("platform.kdl");
     let lock: serde_json::Value = serde_json::from_str(
@@ -148,7 +216,6 @@ fn the_system_registry_pins_the_locked_nixpkgs_and_system_manager() {
     );
 }
 
-#[test]
 fn the_registry_pin_can_be_switched_off() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
@@ -162,7 +229,6 @@ fn the_registry_pin_can_be_switched_off() {
     assert!(!script.contains("registry add"), "{script}");
 }
 
-#[test]
 fn rerunning_converges_to_the_locked_system_manager() {
     let artifacts = example("web.kdl");
     let component = artifacts.get("web.bootstrap.sh").unwrap();
@@ -192,7 +258,6 @@ fn rerunning_converges_to_the_locked_system_manager() {
     assert!(!ssm.contains("pre-populate"));
 }
 
-#[test]
 fn nix_builds_on_disk_not_in_the_tmpfs() {
     let artifacts = example("web.kdl");
     for script in [
@@ -217,7 +282,6 @@ fn nix_builds_on_disk_not_in_the_tmpfs() {
     }
 }
 
-#[test]
 fn full_packages_replace_the_minimal_ones_in_their_own_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
@@ -320,7 +384,6 @@ impl Instance {
     }
 }
 
-#[test]
 fn a_failed_service_keeps_the_instance_from_signalling_success() {
     // system-manager.target is active even though a unit it wants failed: that is what systemd does.
     let broken = Instance::new(
@@ -359,7 +422,6 @@ fn a_failed_service_keeps_the_instance_from_signalling_success() {
     assert!(reason.contains("nginx.service is inactive"), "{reason}");
 }
 
-#[test]
 fn the_ready_command_must_pass_too() {
     let healthy = Instance::new(
         &[
@@ -378,7 +440,6 @@ fn the_ready_command_must_pass_too() {
     assert_eq!(healthy.ready("nginx.service", check, "bake_ready").0, 0);
 }
 
-#[test]
 fn waiting_gives_up_at_the_deadline() {
     let broken = Instance::new(
         &["system-manager.target", "nginx.service"],
@@ -391,7 +452,6 @@ fn waiting_gives_up_at_the_deadline() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
-#[test]
 fn user_data_signals_with_the_shared_readiness_check() {
     let artifacts = example("platform.kdl");
     let user_data = artifacts.get("web.user-data.sh").unwrap();
@@ -402,16 +462,7 @@ fn user_data_signals_with_the_shared_readiness_check() {
     assert!(wait < signal);
 }
 
-#[test]
 fn real_nix_writes_the_registry_pins_the_script_gives() {
-    if Command::new("nix").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "nix is required"
-        );
-        eprintln!("skipping: `nix` is not installed");
-        return;
-    }
     let artifacts = example("platform.kdl");
     let script = artifacts.get("worker.bootstrap.sh").unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -471,7 +522,6 @@ fn real_nix_writes_the_registry_pins_the_script_gives() {
     );
 }
 
-#[test]
 fn a_github_flake_needs_git_only_for_inputs_its_lock_fetches_with_git() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
     let spec = std::fs::read_to_string(root.join("web.kdl"))

@@ -19,18 +19,82 @@ mod stack;
 
 use stack::{default_subnet, text, unique, write_spec};
 
-fn moto(test: &str) -> Option<String> {
-    match std::env::var("BAKE_TEST_MOTO_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "{test}: BAKE_TEST_MOTO_URL is not set, and BAKE_TEST_REQUIRE_PEERS=1"
-            );
-            eprintln!("skipping {test}: BAKE_TEST_MOTO_URL is not set (start moto_server)");
-            None
-        }
-    }
+mod common;
+use common::peers::{Peer, Suite, moto_url};
+
+fn main() {
+    let mut suite = Suite::new();
+    suite.test(
+        "an_endpoint_that_never_answers_times_out_with_exit_3",
+        &[],
+        an_endpoint_that_never_answers_times_out_with_exit_3,
+    );
+    suite.test(
+        "ctrl_c_while_a_call_hangs_ends_bake_at_once",
+        &[],
+        ctrl_c_while_a_call_hangs_ends_bake_at_once,
+    );
+    suite.test(
+        "a_proxys_html_403_is_reported_as_what_came_back",
+        &[],
+        a_proxys_html_403_is_reported_as_what_came_back,
+    );
+    suite.test(
+        "access_denied_throttling_and_expired_credentials_say_what_to_do",
+        &[],
+        access_denied_throttling_and_expired_credentials_say_what_to_do,
+    );
+    suite.test(
+        "no_credentials_is_one_sentence_with_the_next_step",
+        &[],
+        no_credentials_is_one_sentence_with_the_next_step,
+    );
+    suite.test(
+        "a_closed_port_is_no_connection_for_every_command",
+        &[],
+        a_closed_port_is_no_connection_for_every_command,
+    );
+    suite.test(
+        "a_region_that_is_not_a_region_name_is_a_usage_error",
+        &[],
+        a_region_that_is_not_a_region_name_is_a_usage_error,
+    );
+    suite.test(
+        "a_watch_that_freezes_loses_contact_within_the_timeout",
+        &[Peer::Moto, Peer::Curl],
+        a_watch_that_freezes_loses_contact_within_the_timeout,
+    );
+    suite.test(
+        "an_execution_without_an_answer_says_how_to_see_whether_it_started",
+        &[Peer::Moto, Peer::Curl],
+        an_execution_without_an_answer_says_how_to_see_whether_it_started,
+    );
+    suite.test(
+        "ctrl_c_mid_watch_ends_bake_with_130_and_the_resume_hint",
+        &[Peer::Moto, Peer::Curl],
+        ctrl_c_mid_watch_ends_bake_with_130_and_the_resume_hint,
+    );
+    suite.test(
+        "sigterm_mid_watch_ends_bake_with_143_and_the_resume_hint",
+        &[Peer::Moto, Peer::Curl],
+        sigterm_mid_watch_ends_bake_with_143_and_the_resume_hint,
+    );
+    suite.test(
+        "ctrl_c_at_the_confirmation_prompt_ends_bake",
+        &[Peer::Moto, Peer::Curl, Peer::Script],
+        ctrl_c_at_the_confirmation_prompt_ends_bake,
+    );
+    suite.test(
+        "messages_name_the_region_the_calls_go_to",
+        &[Peer::Moto, Peer::Curl],
+        messages_name_the_region_the_calls_go_to,
+    );
+    suite.test(
+        "concurrent_plans_get_their_own_change_sets",
+        &[Peer::Moto, Peer::Curl],
+        concurrent_plans_get_their_own_change_sets,
+    );
+    suite.run()
 }
 
 // ---- the proxy -------------------------------------------------------------------------------------------------
@@ -276,7 +340,6 @@ fn kill(child: &Child, signal: &str) {
 
 // ---- an endpoint that never answers ------------------------------------------------------------------------------
 
-#[test]
 fn an_endpoint_that_never_answers_times_out_with_exit_3() {
     let proxy = Proxy::start(Mode::Freeze, None);
     let dir = offline_spec("freeze");
@@ -309,7 +372,6 @@ fn an_endpoint_that_never_answers_times_out_with_exit_3() {
     }
 }
 
-#[test]
 fn ctrl_c_while_a_call_hangs_ends_bake_at_once() {
     let proxy = Proxy::start(Mode::Freeze, None);
     let dir = offline_spec("intr");
@@ -340,7 +402,6 @@ fn ctrl_c_while_a_call_hangs_ends_bake_at_once() {
 
 // ---- what comes back is not CloudFormation ---------------------------------------------------------------------
 
-#[test]
 fn a_proxys_html_403_is_reported_as_what_came_back() {
     let proxy = Proxy::start(Mode::Html403, None);
     let dir = offline_spec("html");
@@ -366,7 +427,6 @@ fn a_proxys_html_403_is_reported_as_what_came_back() {
     }
 }
 
-#[test]
 fn access_denied_throttling_and_expired_credentials_say_what_to_do() {
     let dir = offline_spec("denied");
     let cases = [
@@ -420,7 +480,6 @@ fn access_denied_throttling_and_expired_credentials_say_what_to_do() {
 
 // ---- no credentials, no network ----------------------------------------------------------------------------------
 
-#[test]
 fn no_credentials_is_one_sentence_with_the_next_step() {
     let dir = offline_spec("nocreds");
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -472,7 +531,6 @@ fn no_credentials_is_one_sentence_with_the_next_step() {
     );
 }
 
-#[test]
 fn a_closed_port_is_no_connection_for_every_command() {
     let dir = offline_spec("closed");
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -499,7 +557,6 @@ fn a_closed_port_is_no_connection_for_every_command() {
     }
 }
 
-#[test]
 fn a_region_that_is_not_a_region_name_is_a_usage_error() {
     let dir = offline_spec("region");
     let (out, _) = run(
@@ -518,11 +575,8 @@ fn a_region_that_is_not_a_region_name_is_a_usage_error() {
 
 // ---- against moto ------------------------------------------------------------------------------------------------
 
-#[test]
 fn a_watch_that_freezes_loses_contact_within_the_timeout() {
-    let Some(url) = moto("a_watch_that_freezes_loses_contact_within_the_timeout") else {
-        return;
-    };
+    let url = moto_url();
     let proxy = Proxy::start(Mode::FreezeAfterStart, Some(&url));
     let (dir, stack) = moto_spec(&url, "watchfreeze", "us-east-1");
     let start = Instant::now();
@@ -565,12 +619,8 @@ fn a_watch_that_freezes_loses_contact_within_the_timeout() {
     clean_up(dir.path(), &url);
 }
 
-#[test]
 fn an_execution_without_an_answer_says_how_to_see_whether_it_started() {
-    let Some(url) = moto("an_execution_without_an_answer_says_how_to_see_whether_it_started")
-    else {
-        return;
-    };
+    let url = moto_url();
     let proxy = Proxy::start(Mode::FreezeExecute, Some(&url));
     let (dir, _) = moto_spec(&url, "execfreeze", "us-east-1");
     let (out, took) = run(
@@ -607,9 +657,7 @@ fn an_execution_without_an_answer_says_how_to_see_whether_it_started() {
 }
 
 fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
-    let Some(url) = moto(&format!("interrupt_mid_watch {signal}")) else {
-        return;
-    };
+    let url = moto_url();
     let proxy = Proxy::start(Mode::FreezeAfterStart, Some(&url));
     let (dir, stack) = moto_spec(&url, "sig", "us-east-1");
     let child = bake(
@@ -641,12 +689,10 @@ fn interrupt_mid_watch(signal: &str, code: i32, name: &str) {
     clean_up(dir.path(), &url);
 }
 
-#[test]
 fn ctrl_c_mid_watch_ends_bake_with_130_and_the_resume_hint() {
     interrupt_mid_watch("-INT", 130, "Ctrl-C");
 }
 
-#[test]
 fn sigterm_mid_watch_ends_bake_with_143_and_the_resume_hint() {
     interrupt_mid_watch("-TERM", 143, "SIGTERM");
 }
@@ -699,21 +745,8 @@ fn descendant_named(pid: u32, name: &str) -> Option<u32> {
     None
 }
 
-#[test]
 fn ctrl_c_at_the_confirmation_prompt_ends_bake() {
-    let Some(url) = moto("ctrl_c_at_the_confirmation_prompt_ends_bake") else {
-        return;
-    };
-    if Command::new("script").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "script (util-linux) is not installed"
-        );
-        eprintln!(
-            "skipping ctrl_c_at_the_confirmation_prompt_ends_bake: no `script` for a terminal"
-        );
-        return;
-    }
+    let url = moto_url();
     let (dir, stack) = moto_spec(&url, "prompt", "us-east-1");
     // `script` gives bake a terminal, so it asks and blocks reading the answer; our pipe never sends one.
     let line = format!("{} deploy app.kdl", env!("CARGO_BIN_EXE_bake"));
@@ -791,11 +824,8 @@ fn ctrl_c_at_the_confirmation_prompt_ends_bake() {
     clean_up(dir.path(), &url);
 }
 
-#[test]
 fn messages_name_the_region_the_calls_go_to() {
-    let Some(url) = moto("messages_name_the_region_the_calls_go_to") else {
-        return;
-    };
+    let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("euwest");
     // The spec says us-east-1; `--region eu-west-1` sends every call to eu-west-1, and every message says so.
@@ -860,11 +890,8 @@ fn messages_name_the_region_the_calls_go_to() {
     );
 }
 
-#[test]
 fn concurrent_plans_get_their_own_change_sets() {
-    let Some(url) = moto("concurrent_plans_get_their_own_change_sets") else {
-        return;
-    };
+    let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("concurrent");
     let subnet = default_subnet(&url, "us-east-1");

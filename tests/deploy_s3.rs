@@ -20,25 +20,54 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+mod common;
+use common::peers::{Peer, Suite, moto_url};
+
+fn main() {
+    let mut suite = Suite::new();
+    suite.test(
+        "twelve_images_deploy_through_the_template_bucket",
+        &[Peer::Moto, Peer::Curl],
+        twelve_images_deploy_through_the_template_bucket,
+    );
+    suite.test(
+        "an_object_that_is_not_the_template_is_uploaded_again",
+        &[Peer::Moto, Peer::Curl],
+        an_object_that_is_not_the_template_is_uploaded_again,
+    );
+    suite.test(
+        "a_template_that_fits_compact_is_sent_inline",
+        &[Peer::Moto, Peer::Curl],
+        a_template_that_fits_compact_is_sent_inline,
+    );
+    suite.test(
+        "no_permission_to_create_the_bucket_says_which_and_how_to_use_your_own",
+        &[Peer::Moto, Peer::Curl],
+        no_permission_to_create_the_bucket_says_which_and_how_to_use_your_own,
+    );
+    suite.test(
+        "a_bad_bucket_name_is_a_usage_error",
+        &[],
+        a_bad_bucket_name_is_a_usage_error,
+    );
+    suite.test(
+        "over_a_mebibyte_is_refused_before_any_call",
+        &[],
+        over_a_mebibyte_is_refused_before_any_call,
+    );
+    suite.test(
+        "the_refusal_blames_scripts_only_when_there_are_some",
+        &[],
+        the_refusal_blames_scripts_only_when_there_are_some,
+    );
+    suite.run()
+}
+
 /// The AMI moto's SSM public parameters name for AL2023 in us-east-1; moto's EC2 knows it.
 const AMI: &str = "ami-0d27e0fb3bac4d724";
 /// moto's account.
 const ACCOUNT: &str = "123456789012";
 const INLINE_MAX: usize = 51_200;
-
-fn moto(test: &str) -> Option<String> {
-    match std::env::var("BAKE_TEST_MOTO_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("BAKE_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "{test}: BAKE_TEST_MOTO_URL is not set, and BAKE_TEST_REQUIRE_PEERS=1"
-            );
-            eprintln!("skipping {test}: BAKE_TEST_MOTO_URL is not set (start moto_server)");
-            None
-        }
-    }
-}
 
 /// A subnet of moto's default VPC in `region` (EC2 query API; moto routes by the credential scope).
 fn default_subnet(url: &str, region: &str) -> String {
@@ -413,11 +442,8 @@ async fn object_body(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String
     String::from_utf8(out.body.collect().await.unwrap().to_vec()).unwrap()
 }
 
-#[test]
 fn twelve_images_deploy_through_the_template_bucket() {
-    let Some(url) = moto("twelve_images_deploy_through_the_template_bucket") else {
-        return;
-    };
+    let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("s3big");
     write_spec(dir.path(), &stack, &default_subnet(&url, "us-east-1"), 12);
@@ -587,11 +613,8 @@ fn twelve_images_deploy_through_the_template_bucket() {
     expect(&destroy, 0, &format!("Destroyed stack {stack}."));
 }
 
-#[test]
 fn an_object_that_is_not_the_template_is_uploaded_again() {
-    let Some(url) = moto("an_object_that_is_not_the_template_is_uploaded_again") else {
-        return;
-    };
+    let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("s3tamper");
     write_spec(dir.path(), &stack, &default_subnet(&url, "us-east-1"), 12);
@@ -638,11 +661,8 @@ fn an_object_that_is_not_the_template_is_uploaded_again() {
     expect(&destroy, 0, &format!("Destroyed stack {stack}."));
 }
 
-#[test]
 fn a_template_that_fits_compact_is_sent_inline() {
-    let Some(url) = moto("a_template_that_fits_compact_is_sent_inline") else {
-        return;
-    };
+    let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("s3inline");
     let subnet = default_subnet(&url, "us-east-1");
@@ -676,12 +696,8 @@ fn a_template_that_fits_compact_is_sent_inline() {
     expect(&destroy, 0, &format!("Destroyed stack {stack}."));
 }
 
-#[test]
 fn no_permission_to_create_the_bucket_says_which_and_how_to_use_your_own() {
-    let Some(url) = moto("no_permission_to_create_the_bucket_says_which_and_how_to_use_your_own")
-    else {
-        return;
-    };
+    let url = moto_url();
     let dir = tempfile::tempdir().unwrap();
     let stack = unique("s3denied");
     // The stack goes to us-west-2 through `--region`, so its subnet is one there.
@@ -767,7 +783,6 @@ fn no_permission_to_create_the_bucket_says_which_and_how_to_use_your_own() {
     expect(&destroy, 0, &format!("Destroyed stack {stack}."));
 }
 
-#[test]
 fn a_bad_bucket_name_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     write_spec(dir.path(), "s3name", "subnet-0123456789abcdef0", 1);
@@ -780,7 +795,6 @@ fn a_bad_bucket_name_is_a_usage_error() {
     expect(&out, 2, "is not an S3 bucket name");
 }
 
-#[test]
 fn over_a_mebibyte_is_refused_before_any_call() {
     // No moto needed: nothing listens on port 9, and nothing may be called.
     let dir = tempfile::tempdir().unwrap();
@@ -909,7 +923,6 @@ fn refusal(dir: &Path, size: usize) -> String {
     String::from_utf8(out.0.borrow().clone()).unwrap()
 }
 
-#[test]
 fn the_refusal_blames_scripts_only_when_there_are_some() {
     let dir = tempfile::tempdir().unwrap();
     write_spec(dir.path(), "s3msg", "subnet-0123456789abcdef0", 0);

@@ -948,7 +948,10 @@ fn a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash() {
     assert!(!v1.contains("sha256\""), "{v1}");
     f.write("web.lock.json", &v1);
 
-    let stderr = f.run(&["compile", "web.kdl", "-o", "out"]).exits(1).to_owned();
+    let stderr = f
+        .run(&["compile", "web.kdl", "-o", "out"])
+        .exits(1)
+        .to_owned();
     assert!(
         stderr.contains("no SHA-256 of the Nix installer"),
         "{stderr}"
@@ -959,10 +962,11 @@ fn a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash() {
 
     // Only the installer needs resolving: no AWS (no credentials here) and no nix are asked.
     let (base, server) = installer_server(2);
-    f.ran(f
-        .bake(&["lock", "web.kdl"])
-        .env("BAKE_NIX_INSTALLER_MIRROR", format!("{base}/releases")))
-        .exits(0);
+    f.ran(
+        f.bake(&["lock", "web.kdl"])
+            .env("BAKE_NIX_INSTALLER_MIRROR", format!("{base}/releases")),
+    )
+    .exits(0);
     server.join().unwrap();
     let lock: serde_json::Value = serde_json::from_str(&f.read("web.lock.json")).unwrap();
     let old: serde_json::Value = serde_json::from_str(&v1).unwrap();

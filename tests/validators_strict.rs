@@ -12,29 +12,38 @@ use serde_json::Value;
 
 mod common;
 use common::examples;
+use common::peers::{Peer, Suite};
+
+fn main() {
+    let mut suite = Suite::new();
+    suite.test(
+        "examples_pass_cfn_lint_with_optional_rules",
+        &[Peer::CfnLint],
+        examples_pass_cfn_lint_with_optional_rules,
+    );
+    suite.test(
+        "examples_pass_checkov",
+        &[Peer::Checkov],
+        examples_pass_checkov,
+    );
+    suite.test(
+        "a_stack_name_tag_gives_no_duplicate_tag_keys",
+        &[Peer::CfnLint],
+        a_stack_name_tag_gives_no_duplicate_tag_keys,
+    );
+    suite.test(
+        "the_strict_validators_catch_what_they_claim_to",
+        &[Peer::CfnLint, Peer::Checkov],
+        the_strict_validators_catch_what_they_claim_to,
+    );
+    suite.run()
+}
 
 /// cfn-lint rules ignored, with why. Empty: every template is clean with `--include-checks I`.
 const CFN_LINT_IGNORED: &[(&str, &str)] = &[];
 
 /// checkov checks ignored, with why. Empty: every template passes every CloudFormation check.
 const CHECKOV_IGNORED: &[(&str, &str)] = &[];
-
-/// Whether a validator runs; fails instead of skipping when peers are required.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .envs(offline())
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("BAKE_TEST_REQUIRE_PEERS").is_none(),
-            "{tool} is required (BAKE_TEST_REQUIRE_PEERS is set) but not on PATH"
-        );
-        eprintln!("SKIPPED: {tool} is not installed (see .ci/run)");
-    }
-    found
-}
 
 /// Environment that keeps checkov off the network: no guideline download, every proxied request to a closed port.
 fn offline() -> [(&'static str, &'static str); 5] {
@@ -157,11 +166,7 @@ fn checkov(templates: &[PathBuf]) -> (Vec<(String, String, String)>, u64) {
     (failed, passed)
 }
 
-#[test]
 fn examples_pass_cfn_lint_with_optional_rules() {
-    if !have("cfn-lint") {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let templates = example_templates(dir.path());
     assert_eq!(templates.len(), examples().len());
@@ -171,11 +176,7 @@ fn examples_pass_cfn_lint_with_optional_rules() {
     }
 }
 
-#[test]
 fn examples_pass_checkov() {
-    if !have("checkov") {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let templates = example_templates(dir.path());
     let (failed, passed) = checkov(&templates);
@@ -187,12 +188,8 @@ fn examples_pass_checkov() {
     );
 }
 
-#[test]
 fn a_stack_name_tag_gives_no_duplicate_tag_keys() {
     // The review's E3024: a stack `Name` tag and bake's own `Name` on the auto-scaling group.
-    if !have("cfn-lint") {
-        return;
-    }
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/platform.kdl");
     let text = std::fs::read_to_string(&spec).unwrap().replace(
         r#"tags team="platform""#,
@@ -205,7 +202,6 @@ fn a_stack_name_tag_gives_no_duplicate_tag_keys() {
     assert!(findings.is_empty(), "{findings:#?}");
 }
 
-#[test]
 fn the_strict_validators_catch_what_they_claim_to() {
     // The checks above can fail: a duplicate tag key and IMDSv1 are reported.
     let dir = tempfile::tempdir().unwrap();
@@ -221,18 +217,14 @@ fn the_strict_validators_catch_what_they_claim_to() {
         ["HttpTokens"] = Value::String("optional".into());
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    if have("cfn-lint") {
-        let findings = cfn_lint(&bad);
-        assert!(
-            findings.iter().any(|(rule, _, _)| rule == "E3024"),
-            "{findings:#?}"
-        );
-    }
-    if have("checkov") {
-        let (failed, _) = checkov(&[bad]);
-        assert!(
-            failed.iter().any(|(id, _, _)| id == "CKV_AWS_79"),
-            "{failed:#?}"
-        );
-    }
+    let findings = cfn_lint(&bad);
+    assert!(
+        findings.iter().any(|(rule, _, _)| rule == "E3024"),
+        "{findings:#?}"
+    );
+    let (failed, _) = checkov(&[bad]);
+    assert!(
+        failed.iter().any(|(id, _, _)| id == "CKV_AWS_79"),
+        "{failed:#?}"
+    );
 }

@@ -136,7 +136,13 @@ pub(super) fn deploy(args: &DeployArgs, output: Output) -> u8 {
         no_rollback: args.no_rollback,
         ..base_options(&args.stack)
     };
-    run(Verb::Deploy, &args.stack, Some(&args.bucket), options, output)
+    run(
+        Verb::Deploy,
+        &args.stack,
+        Some(&args.bucket),
+        options,
+        output,
+    )
 }
 
 pub(super) fn status(args: &StatusArgs, output: Output) -> u8 {

@@ -12,7 +12,6 @@
 //! with CloudFormation permissions alone and no bucket appears in the account for it. This is the only file that
 //! names S3 and STS SDK types.
 
-
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;

@@ -192,7 +192,8 @@ pub(crate) fn template(
 }
 
 /// Records the AMI an image's fleets run in an SSM parameter that survives switching between a built and a pinned
-/// image: its version history is the list of AMIs the stack deployed, the ones to roll back to.
+/// image: its version history is the list of AMIs the stack deployed, the ones to roll back to. An image no fleet
+/// runs (a warning at check) has nothing to roll back, and gets no record.
 fn ami_record(
     plan: &Plan,
     image: &ImagePlan,
@@ -200,6 +201,13 @@ fn ami_record(
     resources: &mut Map<String, Value>,
     outputs: &mut Map<String, Value>,
 ) {
+    let runs = plan
+        .fleets
+        .iter()
+        .any(|f| std::ptr::eq(&plan.images[f.image], image));
+    if !runs {
+        return;
+    }
     let parameter = image_id(image, "AmiParameter");
     resources.insert(
         parameter.clone(),

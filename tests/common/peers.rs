@@ -68,6 +68,8 @@ pub enum Peer {
     Checkov,
     /// `curl` (some moto tests read moto's EC2 API with it).
     Curl,
+    /// `script` (util-linux), which gives a test's `bake` a terminal.
+    Script,
 }
 
 impl Peer {
@@ -80,7 +82,7 @@ impl Peer {
             Peer::CfnLint | Peer::Checkov => {
                 "run `scripts/peers.sh install` and put its venv's bin/ first on PATH"
             }
-            Peer::Nix | Peer::Nvim | Peer::Shellcheck | Peer::Curl => {
+            Peer::Nix | Peer::Nvim | Peer::Shellcheck | Peer::Curl | Peer::Script => {
                 "run `scripts/peers.sh install` (Debian packages)"
             }
         }
@@ -122,6 +124,7 @@ pub fn probe(peer: Peer) -> Result<(), String> {
         Peer::Shellcheck => version_of("shellcheck", &["--version"]).map(drop),
         Peer::Checkov => version_of("checkov", &["--version"]).map(drop),
         Peer::Curl => version_of("curl", &["--version"]).map(drop),
+        Peer::Script => version_of("script", &["--version"]).map(drop),
     }
 }
 

@@ -22,6 +22,7 @@ image "base" {{
 // desired=0: moto would otherwise launch instances, and its EC2 wants volume sizes bake leaves to the AMI.
 fleet "web" image="base" instance-type="t3.micro" {{
     subnets "{subnet}"
+    security-groups "sg-0123456789abcdef0"
     size min=0 max={max} desired=0
     rollout "rolling" max-batch=1 min-in-service=0
 }}
