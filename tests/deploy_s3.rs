@@ -484,7 +484,7 @@ fn twelve_images_deploy_through_the_template_bucket() {
     expect(
         &deploy,
         0,
-        &format!("Deployed stack {stack}: CREATE_COMPLETE."),
+        &format!("Deployed stack {stack} in us-east-1 (account 123456789012): CREATE_COMPLETE."),
     );
     assert_eq!(
         rt.block_on(objects(&s3, &bucket, &format!("bake/{stack}/"))),
@@ -596,7 +596,7 @@ fn twelve_images_deploy_through_the_template_bucket() {
     lock["images"]["img03"]["flake"]["rev"] = new_rev.into();
     std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
     let update = bake(dir.path(), &url, &via, &["plan", "app.kdl"]);
-    expect(&update, 0, "Plan for stack");
+    expect(&update, 0, "Plan to update stack");
     expect(
         &update,
         0,
@@ -610,7 +610,11 @@ fn twelve_images_deploy_through_the_template_bucket() {
     );
 
     let destroy = bake(dir.path(), &url, &[], &["destroy", "app.kdl", "--yes"]);
-    expect(&destroy, 0, &format!("Destroyed stack {stack}."));
+    expect(
+        &destroy,
+        0,
+        &format!("Destroyed stack {stack} in us-east-1 (account 123456789012)."),
+    );
 }
 
 fn an_object_that_is_not_the_template_is_uploaded_again() {
@@ -643,7 +647,7 @@ fn an_object_that_is_not_the_template_is_uploaded_again() {
     expect(
         &deploy,
         0,
-        &format!("Deployed stack {stack}: CREATE_COMPLETE."),
+        &format!("Deployed stack {stack} in us-east-1 (account 123456789012): CREATE_COMPLETE."),
     );
     assert_eq!(rt.block_on(object_body(&s3, &bucket, &key)), compact);
     let deployed = rt.block_on(async {
@@ -658,7 +662,11 @@ fn an_object_that_is_not_the_template_is_uploaded_again() {
     });
     assert_eq!(deployed, compact);
     let destroy = bake(dir.path(), &url, &[], &["destroy", "app.kdl", "--yes"]);
-    expect(&destroy, 0, &format!("Destroyed stack {stack}."));
+    expect(
+        &destroy,
+        0,
+        &format!("Destroyed stack {stack} in us-east-1 (account 123456789012)."),
+    );
 }
 
 fn a_template_that_fits_compact_is_sent_inline() {
@@ -685,7 +693,7 @@ fn a_template_that_fits_compact_is_sent_inline() {
     expect(
         &deploy,
         0,
-        &format!("Deployed stack {stack}: CREATE_COMPLETE."),
+        &format!("Deployed stack {stack} in us-east-1 (account 123456789012): CREATE_COMPLETE."),
     );
     assert!(!text(&deploy).contains("s3://"), "{}", text(&deploy));
     let creates = cfn_calls(&cfn, "CreateChangeSet");
@@ -693,7 +701,11 @@ fn a_template_that_fits_compact_is_sent_inline() {
     assert_eq!(param(&creates[0], "TemplateURL"), None);
     assert_eq!(param(&creates[0], "TemplateBody"), Some(compact.as_str()));
     let destroy = bake(dir.path(), &url, &[], &["destroy", "app.kdl", "--yes"]);
-    expect(&destroy, 0, &format!("Destroyed stack {stack}."));
+    expect(
+        &destroy,
+        0,
+        &format!("Destroyed stack {stack} in us-east-1 (account 123456789012)."),
+    );
 }
 
 fn no_permission_to_create_the_bucket_says_which_and_how_to_use_your_own() {
@@ -767,7 +779,7 @@ fn no_permission_to_create_the_bucket_says_which_and_how_to_use_your_own() {
     expect(
         &deploy,
         0,
-        &format!("Deployed stack {stack}: CREATE_COMPLETE."),
+        &format!("Deployed stack {stack} in us-west-2 (account 123456789012): CREATE_COMPLETE."),
     );
     assert_eq!(
         rt.block_on(objects(&client, &own, &format!("bake/{stack}/")))
@@ -780,7 +792,11 @@ fn no_permission_to_create_the_bucket_says_which_and_how_to_use_your_own() {
         &[],
         &["destroy", "app.kdl", "--yes", "--region", "us-west-2"],
     );
-    expect(&destroy, 0, &format!("Destroyed stack {stack}."));
+    expect(
+        &destroy,
+        0,
+        &format!("Destroyed stack {stack} in us-west-2 (account 123456789012)."),
+    );
 }
 
 fn a_bad_bucket_name_is_a_usage_error() {
