@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::diag::render::{self, Style};
-use crate::diag::{Code, Diag};
+use crate::diag::{Code, Diag, Lookup};
 use crate::lock::{Lock, LockParseError};
 use crate::source::{SourceFile, display_path};
 
@@ -323,14 +323,25 @@ fn explain(code: Option<&str>) -> u8 {
             }
             exit::OK
         }
-        Some(name) => match Code::from_name(name) {
-            Some(c) => {
+        Some(name) => match Code::lookup(name) {
+            Lookup::Found(c) => {
                 println!("{}\n\n{}", c.as_str(), c.doc());
                 exit::OK
             }
-            None => {
+            Lookup::Ambiguous(codes) => {
                 eprint_error(&format!(
-                    "unknown code `{name}`; `bake explain` lists them all"
+                    "`{name}` is the name of {} codes: {}; give the whole code",
+                    codes.len(),
+                    crate::spec::schema::code_list(codes.iter().map(|c| c.as_str()))
+                ));
+                exit::USAGE
+            }
+            Lookup::Unknown(closest) => {
+                let hint = closest.map_or(String::new(), |c| {
+                    format!("did you mean `{}`? ", c.as_str())
+                });
+                eprint_error(&format!(
+                    "unknown code `{name}`; {hint}`bake explain` lists them all"
                 ));
                 exit::USAGE
             }

@@ -186,6 +186,41 @@ fn explain_prints_a_code() {
 }
 
 #[test]
+fn explain_takes_a_code_in_any_form_a_user_types() {
+    let root = Path::new(ROOT);
+    for typed in [
+        "bake::spec::unknown_property",
+        "spec::unknown_property",
+        "bake::unknown_property",
+        "unknown_property",
+        "unknown-property",
+    ] {
+        let out = bake(&["explain", typed], root);
+        assert_eq!(out.status.code(), Some(0), "{typed}: {}", stderr(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with("bake::spec::unknown_property\n\n")
+                && stdout.contains("does not take"),
+            "{typed}: {stdout}"
+        );
+    }
+    // A near miss is refused with the code it probably meant.
+    let out = bake(&["explain", "unknown_propery"], root);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("did you mean `bake::spec::unknown_property`?"),
+        "{}",
+        stderr(&out)
+    );
+    // A short name two stages share names both.
+    let out = bake(&["explain", "missing"], root);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("give the whole code"), "{err}");
+    assert!(err.matches("::missing`").count() >= 2, "{err}");
+}
+
+#[test]
 fn absurd_nesting_is_a_diagnostic_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let deep = format!(

@@ -4,6 +4,8 @@
 //! strings. Pure: no IO, no clock, no environment, so the same inputs give byte-identical artifacts.
 //! An error here is a bake bug (a template that renders invalid output), never a spec problem.
 
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
+
 mod cfn;
 pub mod templates;
 
