@@ -264,6 +264,8 @@ fn lock_parse_diag(file: &SourceFile, e: &LockParseError) -> Diag {
 }
 
 fn compile(path: &Path, out: &Path, lock_path: Option<&Path>, format: Format, style: Style) -> u8 {
+    // The templates compile on another thread while the spec is read and checked.
+    crate::emit::templates::prepare();
     let (file, plan, diags) = match checked_spec(path, format, style) {
         Ok(checked) => checked,
         Err(code) => return code,
@@ -296,7 +298,7 @@ fn compile(path: &Path, out: &Path, lock_path: Option<&Path>, format: Format, st
     report(&file, &diags, format, style);
     for (name, content) in &artifacts.files {
         let target = out.join(name);
-        if let Err(e) = crate::fsio::write_atomic(&target, content) {
+        if let Err(e) = crate::fsio::write_artifact(&target, content) {
             eprint_error(&format!("cannot write {}: {e}", display_path(&target)));
             return exit::ENV;
         }
