@@ -95,9 +95,14 @@ stop() {
   [ -f "$PIDFILE" ] || { say "no moto started by this script on port $PORT"; return; }
   local pid
   pid=$(cat "$PIDFILE")
-  kill "$pid" 2>/dev/null || true
   rm -f "$PIDFILE"
-  say "stopped moto (pid $pid)"
+  # Only the moto_server this script started: a stale pid file may name a process that reused the pid.
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "moto_server.* -p $PORT"; then
+    kill "$pid"
+    say "stopped moto (pid $pid)"
+  else
+    say "moto (pid $pid) is not running any more"
+  fi
 }
 
 env_exports() {
