@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark of `bake compile`: the shipped examples, and generated specs with N fleets (N images built, each
-# locked), to show growth is linear. Usage: scripts/bench-compile.sh [path/to/bake] [runs]
-# Prints the mean wall time per compile in milliseconds (process start included).
+# locked), against the process start (`bake --version`) as the floor.
+# Usage: scripts/bench-compile.sh [path/to/bake] [runs]    (build first: cargo build --release)
+# Prints the mean wall time per run in milliseconds (process start included) and the ratio to `bake --version`.
+# Uses hyperfine (Debian: apt-get install hyperfine) when it is installed: mean ± σ over RUNS runs after 5
+# warm-ups; otherwise a shell loop (mean only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BAKE=${1:-target/release/bake}
@@ -36,15 +39,34 @@ json.dump({"version": 1, "images": images}, open(f"{work}/gen{n}.lock.json", "w"
 PY
 }
 
-time_it() { # $1 = spec
-  local start end
-  "$BAKE" compile "$1" -o "$work/out" 2>/dev/null   # warm-up, and fail early if it does not compile
-  start=$(date +%s%N)
-  for _ in $(seq "$RUNS"); do "$BAKE" compile "$1" -o "$work/out" 2>/dev/null; done
-  end=$(date +%s%N)
-  awk -v ns=$((end - start)) -v runs="$RUNS" 'BEGIN { printf "%.2f", ns / runs / 1e6 }'
+# Mean milliseconds of one run of "$@" (after a run that must succeed).
+time_it() {
+  "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
+  if command -v hyperfine >/dev/null; then
+    local cmd
+    cmd=$(printf '%q ' "$@")
+    hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$work/h.json" "$cmd" >/dev/null 2>&1
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.2f ± %.2f" % (r["mean"]*1e3, r["stddev"]*1e3))' "$work/h.json"
+  else
+    local start end
+    start=$(date +%s%N)
+    for _ in $(seq "$RUNS"); do "$@" >/dev/null 2>&1; done
+    end=$(date +%s%N)
+    awk -v ns=$((end - start)) -v runs="$RUNS" 'BEGIN { printf "%.2f\n", ns / runs / 1e6 }'
+  fi
 }
 
-printf '%-28s %10s\n' "spec" "ms/compile"
-for spec in specs/*.kdl; do printf '%-28s %10s\n' "$spec" "$(time_it "$spec")"; done
-for n in 10 100; do generate "$n"; printf '%-28s %10s\n' "generated: $n fleets+images" "$(time_it "$work/gen$n.kdl")"; done
+ratio() { awk -v a="${1%% *}" -v b="${2%% *}" 'BEGIN { printf "%.1f×", a / b }'; }
+
+floor=$(time_it "$BAKE" --version)
+printf '%-30s %16s %8s\n' "what" "ms/run" "÷start"
+printf '%-30s %16s %8s\n' "bake --version (process start)" "$floor" "1.0×"
+for spec in specs/*.kdl; do
+  t=$(time_it "$BAKE" compile "$spec" -o "$work/out")
+  printf '%-30s %16s %8s\n' "compile $spec" "$t" "$(ratio "$t" "$floor")"
+done
+for n in 10 100; do
+  generate "$n"
+  t=$(time_it "$BAKE" compile "$work/gen$n.kdl" -o "$work/out")
+  printf '%-30s %16s %8s\n' "compile, $n images + fleets" "$t" "$(ratio "$t" "$floor")"
+done

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::diag::render::{self, Style};
-use crate::diag::{Code, Diag};
+use crate::diag::{Code, Diag, Lookup};
 use crate::lock::{Lock, LockParseError};
 use crate::source::{SourceFile, display_path};
 
@@ -261,6 +261,8 @@ fn lock_parse_diag(file: &SourceFile, e: &LockParseError) -> Diag {
 }
 
 fn compile(path: &Path, out: &Path, lock_path: Option<&Path>, format: Format, style: Style) -> u8 {
+    // The templates compile on another thread while the spec is read and checked.
+    crate::emit::templates::prepare();
     let (file, plan, diags) = match checked_spec(path, format, style) {
         Ok(checked) => checked,
         Err(code) => return code,
@@ -293,7 +295,7 @@ fn compile(path: &Path, out: &Path, lock_path: Option<&Path>, format: Format, st
     report(&file, &diags, format, style);
     for (name, content) in &artifacts.files {
         let target = out.join(name);
-        if let Err(e) = crate::fsio::write_atomic(&target, content) {
+        if let Err(e) = crate::fsio::write_artifact(&target, content) {
             eprint_error(&format!("cannot write {}: {e}", display_path(&target)));
             return exit::ENV;
         }
@@ -320,14 +322,25 @@ fn explain(code: Option<&str>) -> u8 {
             }
             exit::OK
         }
-        Some(name) => match Code::from_name(name) {
-            Some(c) => {
+        Some(name) => match Code::lookup(name) {
+            Lookup::Found(c) => {
                 println!("{}\n\n{}", c.as_str(), c.doc());
                 exit::OK
             }
-            None => {
+            Lookup::Ambiguous(codes) => {
                 eprint_error(&format!(
-                    "unknown code `{name}`; `bake explain` lists them all"
+                    "`{name}` is the name of {} codes: {}; give the whole code",
+                    codes.len(),
+                    crate::spec::schema::code_list(codes.iter().map(|c| c.as_str()))
+                ));
+                exit::USAGE
+            }
+            Lookup::Unknown(closest) => {
+                let hint = closest.map_or(String::new(), |c| {
+                    format!("did you mean `{}`? ", c.as_str())
+                });
+                eprint_error(&format!(
+                    "unknown code `{name}`; {hint}`bake explain` lists them all"
                 ));
                 exit::USAGE
             }

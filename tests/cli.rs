@@ -186,6 +186,85 @@ fn explain_prints_a_code() {
 }
 
 #[test]
+fn recompiling_leaves_unchanged_artifacts_alone_and_replaces_changed_ones() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["web.kdl", "web.lock.json"] {
+        std::fs::copy(Path::new(ROOT).join("specs").join(f), dir.path().join(f)).unwrap();
+    }
+    let inode = |name: &str| {
+        std::fs::metadata(dir.path().join("out").join(name))
+            .unwrap()
+            .ino()
+    };
+    let compile = || {
+        let out = bake(&["compile", "web.kdl", "-o", "out"], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    compile();
+    let (template, script) = (inode("template.json"), inode("web.bootstrap.sh"));
+    // An edit that changes the template but not the bootstrap script.
+    let spec = std::fs::read_to_string(dir.path().join("web.kdl")).unwrap();
+    let edited = spec.replacen("max=6", "max=7", 1);
+    assert_ne!(spec, edited, "the example has max=6");
+    std::fs::write(dir.path().join("web.kdl"), edited).unwrap();
+    compile();
+    assert_eq!(
+        inode("web.bootstrap.sh"),
+        script,
+        "an unchanged file is not rewritten"
+    );
+    assert_ne!(
+        inode("template.json"),
+        template,
+        "a changed file is replaced (renamed over)"
+    );
+    let text = std::fs::read_to_string(dir.path().join("out/template.json")).unwrap();
+    assert!(text.contains("\"MaxSize\": \"7\""), "{text}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".bake-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn explain_takes_a_code_in_any_form_a_user_types() {
+    let root = Path::new(ROOT);
+    for typed in [
+        "bake::spec::unknown_property",
+        "spec::unknown_property",
+        "bake::unknown_property",
+        "unknown_property",
+        "unknown-property",
+    ] {
+        let out = bake(&["explain", typed], root);
+        assert_eq!(out.status.code(), Some(0), "{typed}: {}", stderr(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with("bake::spec::unknown_property\n\n")
+                && stdout.contains("does not take"),
+            "{typed}: {stdout}"
+        );
+    }
+    // A near miss is refused with the code it probably meant.
+    let out = bake(&["explain", "unknown_propery"], root);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("did you mean `bake::spec::unknown_property`?"),
+        "{}",
+        stderr(&out)
+    );
+    // A short name two stages share names both.
+    let out = bake(&["explain", "missing"], root);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("give the whole code"), "{err}");
+    assert!(err.matches("::missing`").count() >= 2, "{err}");
+}
+
+#[test]
 fn absurd_nesting_is_a_diagnostic_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let deep = format!(

@@ -4,6 +4,8 @@
 //! rollout constraints, references, architectures, names AWS would reject, reproducibility warnings.
 //! This stage never reads files, the lock or the network.
 
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
+
 mod arch;
 mod fleet;
 pub mod image;

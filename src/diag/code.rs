@@ -136,9 +136,86 @@ codes! {
         "An image pinned to the stock Amazon Linux base AMI that the lock records for a built image. That AMI has no Nix and no system-manager configuration: rolling a fleet back to it runs none of your services. Roll back to an AMI bake baked earlier: `bake status` prints the SSM parameter whose history lists them (`aws ssm get-parameter-history --name /bake/<stack>/<image>/ami`).";
 }
 
+/// What a name typed after `bake explain` refers to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Code),
+    /// A short name that more than one stage uses (`missing`): the codes it could be.
+    Ambiguous(Vec<Code>),
+    /// No code has this name; the closest one when it looks like a typo.
+    Unknown(Option<Code>),
+}
+
+impl Code {
+    /// The name without its stage: `unknown_property` for `bake::spec::unknown_property`.
+    pub fn short_name(self) -> &'static str {
+        self.as_str().rsplit("::").next().unwrap_or_default()
+    }
+
+    /// Finds a code by any of the forms a user types: `bake::spec::unknown_property`, `spec::unknown_property`,
+    /// `bake::unknown_property`, `unknown_property` or `unknown-property` (any case).
+    pub fn lookup(input: &str) -> Lookup {
+        let typed = input.trim().to_ascii_lowercase().replace('-', "_");
+        let name = typed.strip_prefix("bake::").unwrap_or(&typed);
+        if let Some(code) = Code::from_name(name) {
+            return Lookup::Found(code);
+        }
+        if !name.contains("::") {
+            let mut by_short: Vec<Code> = Code::ALL
+                .iter()
+                .copied()
+                .filter(|c| c.short_name() == name)
+                .collect();
+            match by_short.len() {
+                0 => {}
+                1 => return Lookup::Found(by_short.remove(0)),
+                _ => return Lookup::Ambiguous(by_short),
+            }
+        }
+        // A typo: compare with the form the user typed (with or without the stage).
+        let form = |c: &Code| -> &'static str {
+            if name.contains("::") {
+                c.as_str().strip_prefix("bake::").unwrap_or_default()
+            } else {
+                c.short_name()
+            }
+        };
+        let closest = crate::spec::suggest::closest(name, Code::ALL.iter().map(form));
+        Lookup::Unknown(closest.and_then(|f| Code::ALL.iter().copied().find(|c| form(c) == f)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_accepts_every_form_a_user_types() {
+        let want = Lookup::Found(Code::UnknownProperty);
+        for typed in [
+            "bake::spec::unknown_property",
+            "spec::unknown_property",
+            "bake::unknown_property",
+            "unknown_property",
+            "unknown-property",
+            "Unknown-Property",
+        ] {
+            assert_eq!(Code::lookup(typed), want, "{typed}");
+        }
+        assert_eq!(
+            Code::lookup("unknown_propery"),
+            Lookup::Unknown(Some(Code::UnknownProperty))
+        );
+        assert_eq!(
+            Code::lookup("spec::unknown_propety"),
+            Lookup::Unknown(Some(Code::UnknownProperty))
+        );
+        assert_eq!(Code::lookup("frobnicate"), Lookup::Unknown(None));
+        match Code::lookup("missing") {
+            Lookup::Ambiguous(codes) => assert!(codes.len() >= 2, "{codes:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn codes_are_unique_and_well_formed() {

@@ -7,7 +7,7 @@ pub mod render;
 
 use std::fmt;
 
-pub use code::Code;
+pub use code::{Code, Lookup};
 pub use miette::Severity;
 
 use crate::source::Span;

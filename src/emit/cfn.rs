@@ -121,6 +121,14 @@ fn with_tags(mut props: Map<String, Value>, key: &str, tags: Value) -> Value {
     Value::Object(props)
 }
 
+/// `{"Type": kind, "Properties": properties}`, moving `properties` in (`json!` would copy it).
+fn resource(kind: &str, properties: Value) -> Value {
+    let mut r = Map::new();
+    r.insert("Type".into(), Value::String(kind.into()));
+    r.insert("Properties".into(), properties);
+    Value::Object(r)
+}
+
 fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
@@ -182,13 +190,19 @@ pub(crate) fn template(
             }),
         );
     }
-    json!({
+    // Built by moving the maps in: `json!` would serialize each one into a copy (most of emit's time).
+    let mut bake = obj(json!({"format": 1}));
+    bake.insert("images".into(), Value::Object(metadata_images));
+    let mut metadata = Map::new();
+    metadata.insert("bake".into(), Value::Object(bake));
+    let mut template = obj(json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!("bake stack {}: generated from its spec by bake; edit the spec, not this template", plan.stack.name),
-        "Metadata": {"bake": {"format": 1, "images": metadata_images}},
-        "Resources": resources,
-        "Outputs": outputs,
-    })
+    }));
+    template.insert("Metadata".into(), Value::Object(metadata));
+    template.insert("Resources".into(), Value::Object(resources));
+    template.insert("Outputs".into(), Value::Object(outputs));
+    Value::Object(template)
 }
 
 /// Records the AMI an image's fleets run in an SSM parameter that survives switching between a built and a pinned
@@ -248,17 +262,19 @@ fn built_image(
     let base_name = format!("{}-{}", plan.stack.name, image.name.value);
     let role = image_id(image, "BuildRole");
     let profile = image_id(image, "BuildProfile");
+    let mut document = obj(json!({
+        "DocumentType": "Command",
+        "DocumentFormat": "JSON",
+        "TargetType": "/AWS::EC2::Instance",
+    }));
+    // The document is the largest value here: a clone, not `json!`'s serialization into a copy.
+    document.insert("Content".into(), scripts.ssm_document.clone());
     resources.insert(
         image_id(image, "Document"),
-        json!({
-            "Type": "AWS::SSM::Document",
-            "Properties": with_tags(obj(json!({
-                "DocumentType": "Command",
-                "DocumentFormat": "JSON",
-                "TargetType": "/AWS::EC2::Instance",
-                "Content": scripts.ssm_document,
-            })), "Tags", tag_list(tags))
-        }),
+        resource(
+            "AWS::SSM::Document",
+            with_tags(document, "Tags", tag_list(tags)),
+        ),
     );
     resources.insert(
         role.clone(),
@@ -290,10 +306,10 @@ fn built_image(
     component.insert("Version".into(), Value::String(component_version.clone()));
     resources.insert(
         image_id(image, "Component"),
-        json!({
-            "Type": "AWS::ImageBuilder::Component",
-            "Properties": with_tags(component, "Tags", tag_map(tags))
-        }),
+        resource(
+            "AWS::ImageBuilder::Component",
+            with_tags(component, "Tags", tag_map(tags)),
+        ),
     );
     let mut recipe = obj(json!({
         "Name": base_name,
@@ -319,7 +335,10 @@ fn built_image(
     recipe.insert("Version".into(), Value::String(recipe_version));
     resources.insert(
         image_id(image, "Recipe"),
-        json!({"Type": "AWS::ImageBuilder::ImageRecipe", "Properties": with_tags(recipe, "Tags", tag_map(tags))}),
+        resource(
+            "AWS::ImageBuilder::ImageRecipe",
+            with_tags(recipe, "Tags", tag_map(tags)),
+        ),
     );
     let mut infra = obj(json!({
         "Name": base_name,
@@ -342,7 +361,10 @@ fn built_image(
     }
     resources.insert(
         image_id(image, "Infrastructure"),
-        json!({"Type": "AWS::ImageBuilder::InfrastructureConfiguration", "Properties": with_tags(infra, "Tags", tag_map(tags))}),
+        resource(
+            "AWS::ImageBuilder::InfrastructureConfiguration",
+            with_tags(infra, "Tags", tag_map(tags)),
+        ),
     );
     let ami_tags = merge_tags(
         tags,

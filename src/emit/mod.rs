@@ -4,6 +4,8 @@
 //! strings. Pure: no IO, no clock, no environment, so the same inputs give byte-identical artifacts.
 //! An error here is a bake bug (a template that renders invalid output), never a spec problem.
 
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
+
 mod cfn;
 pub mod templates;
 
@@ -57,6 +59,8 @@ const SSM_CONTENT_MAX: usize = 64 * 1024;
 pub(crate) struct ImageScripts {
     pub bootstrap: String,
     pub ssm_document: Value,
+    /// `ssm_document` as written to `<image>.ssm.json` (pretty JSON), printed once.
+    pub ssm_json: String,
     /// The AWSTOE component document, as the text Image Builder stores.
     pub component_data: String,
 }
@@ -66,12 +70,12 @@ pub fn emit(
     resolved: &[Option<Resolved>],
     lock: &Lock,
 ) -> Result<Artifacts, EmitError> {
-    let hb = templates::registry().map_err(|e| bug("templates", e))?;
+    let hb = templates::shared().map_err(|e| bug("templates", e))?;
     let mut files = Vec::new();
     let mut scripts = Vec::new();
     for (image, resolved) in plan.images.iter().zip(resolved) {
         let s = match (&image.source, resolved) {
-            (ImageSource::Built(_), Some(r)) => Some(image_scripts(&hb, plan, image, r)?),
+            (ImageSource::Built(_), Some(r)) => Some(image_scripts(hb, plan, image, r)?),
             (ImageSource::Built(_), None) => {
                 return Err(bug("images", "a built image reached emit unresolved"));
             }
@@ -80,13 +84,13 @@ pub fn emit(
         if let Some(s) = &s {
             let name = &image.name.value;
             files.push((format!("{name}.bootstrap.sh"), s.bootstrap.clone()));
-            files.push((format!("{name}.ssm.json"), pretty(&s.ssm_document)));
+            files.push((format!("{name}.ssm.json"), s.ssm_json.clone()));
         }
         scripts.push(s);
     }
     let mut user_data = Vec::new();
     for fleet in &plan.fleets {
-        let ud = fleet_user_data(&hb, fleet)?;
+        let ud = fleet_user_data(hb, fleet)?;
         if let Some(text) = &ud {
             files.push((format!("{}.user-data.sh", fleet.name.value), text.clone()));
         }
@@ -179,7 +183,8 @@ fn image_scripts(
     .map_err(|e| bug("the SSM document", e))?;
     let ssm_document: Value =
         serde_json::from_str(&ssm_text).map_err(|e| bug("the SSM document", e.to_string()))?;
-    if pretty(&ssm_document).len() > SSM_CONTENT_MAX {
+    let ssm_json = pretty(&ssm_document);
+    if ssm_json.len() > SSM_CONTENT_MAX {
         return Err(EmitError::TooLarge(format!(
             "the SSM document of image `{name}` exceeds SSM's 64 KB limit"
         )));
@@ -207,6 +212,7 @@ fn image_scripts(
     Ok(ImageScripts {
         bootstrap,
         ssm_document,
+        ssm_json,
         component_data,
     })
 }

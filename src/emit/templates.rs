@@ -5,6 +5,8 @@ use handlebars::{
     Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
     ScopedJson,
 };
+use std::sync::OnceLock;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -30,7 +32,20 @@ const SOURCES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Builds the registry. Fails only if a shipped template does not compile, which the tests catch.
+/// The registry `emit` renders with, built once per process. Compiling the templates is most of what emit costs
+/// for a small spec (handlebars parses them with pest), so `bake compile` starts it with [`prepare`] on another
+/// thread while it reads and checks the spec.
+pub fn shared() -> Result<&'static Handlebars<'static>, String> {
+    static SHARED: OnceLock<Result<Handlebars<'static>, String>> = OnceLock::new();
+    SHARED.get_or_init(registry).as_ref().map_err(Clone::clone)
+}
+
+/// Starts building [`shared`] on another thread; whoever calls `shared` first after this waits for it.
+pub fn prepare() {
+    std::thread::spawn(|| shared().map(drop));
+}
+
+/// Builds a registry. Fails only if a shipped template does not compile, which the tests catch.
 pub fn registry() -> Result<Handlebars<'static>, String> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);

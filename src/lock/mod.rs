@@ -4,10 +4,15 @@
 //! from — or a diagnostic at the spec node whose lock entry is missing or stale. This module never resolves
 //! anything itself: only `bake lock` asks the outside world.
 
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
+
 pub mod file;
+// `bake lock`'s lookups: SSM, `nix flake metadata`, git and the lock file. The rest of the lock stage is pure.
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod live;
 pub mod nix;
 pub mod report;
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod resolve;
 pub mod time;
 

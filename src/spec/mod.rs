@@ -3,6 +3,8 @@
 //! Input: a `SourceFile`. Output: the nodes that fit the schema, and every syntax and shape problem.
 //! This stage never looks at meaning (sizes, references, architectures): that is `check`.
 
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
+
 pub mod grammar;
 pub mod lex;
 pub mod schema;

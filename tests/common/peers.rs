@@ -1,4 +1,4 @@
-//! Tests that need a real peer (moto, nix, Neovim, cfn-lint, shellcheck, checkov): each peer is detected once per
+//! Tests that need a real peer (moto, nix, Neovim, Emacs, cfn-lint, shellcheck, checkov): each peer is detected once per
 //! test binary, and a test whose peer is absent or too old is reported as **ignored**, with the reason printed,
 //! so `cargo test` says `N ignored` instead of a pass for a test that did not run.
 //!
@@ -62,6 +62,8 @@ pub enum Peer {
     Nvim,
     /// `cfn-lint` at least [`CFN_LINT_MIN`].
     CfnLint,
+    /// `emacs` that can `(require 'eglot)` (Emacs 29+, or Debian 12's emacs-nox + elpa-eglot).
+    Emacs,
     /// `shellcheck`.
     Shellcheck,
     /// `checkov`.
@@ -82,7 +84,12 @@ impl Peer {
             Peer::CfnLint | Peer::Checkov => {
                 "run `scripts/peers.sh install` and put its venv's bin/ first on PATH"
             }
-            Peer::Nix | Peer::Nvim | Peer::Shellcheck | Peer::Curl | Peer::Script => {
+            Peer::Nix
+            | Peer::Nvim
+            | Peer::Emacs
+            | Peer::Shellcheck
+            | Peer::Curl
+            | Peer::Script => {
                 "run `scripts/peers.sh install` (Debian packages)"
             }
         }
@@ -121,6 +128,7 @@ pub fn probe(peer: Peer) -> Result<(), String> {
             version_of("cfn-lint", &["--version"])?,
             CFN_LINT_MIN,
         ),
+        Peer::Emacs => probe_emacs(),
         Peer::Shellcheck => version_of("shellcheck", &["--version"]).map(drop),
         Peer::Checkov => version_of("checkov", &["--version"]).map(drop),
         Peer::Curl => version_of("curl", &["--version"]).map(drop),
@@ -169,6 +177,21 @@ fn at_least(tool: &str, found: (u32, u32, u32), min: (u32, u32, u32)) -> Result<
             v(found),
             v(min)
         ))
+    }
+}
+
+/// `emacs --batch` (which loads the site files, where Debian's elpa packages are) can load Eglot.
+fn probe_emacs() -> Result<(), String> {
+    version_of("emacs", &["--version"])?;
+    let out = Command::new("emacs")
+        .args(["--batch", "--eval", "(require 'eglot)"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("`emacs` did not run ({e})"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err("this Emacs has no Eglot (Emacs 29 has it built in; Debian 12: elpa-eglot)".into())
     }
 }
 
