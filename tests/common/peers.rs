@@ -84,12 +84,7 @@ impl Peer {
             Peer::CfnLint | Peer::Checkov => {
                 "run `scripts/peers.sh install` and put its venv's bin/ first on PATH"
             }
-            Peer::Nix
-            | Peer::Nvim
-            | Peer::Emacs
-            | Peer::Shellcheck
-            | Peer::Curl
-            | Peer::Script => {
+            Peer::Nix | Peer::Nvim | Peer::Emacs | Peer::Shellcheck | Peer::Curl | Peer::Script => {
                 "run `scripts/peers.sh install` (Debian packages)"
             }
         }
