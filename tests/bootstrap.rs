@@ -72,6 +72,11 @@ fn main() {
         a_ready_instance_continues_its_launch_hook,
     );
     suite.test(
+        "a_failed_hook_call_is_retried",
+        &[],
+        a_failed_hook_call_is_retried,
+    );
+    suite.test(
         "an_instance_with_a_failed_unit_abandons_its_launch_hook",
         &[],
         an_instance_with_a_failed_unit_abandons_its_launch_hook,
@@ -482,15 +487,25 @@ case "$*" in
   *) exit 22 ;;
 esac
 "#;
+/// `aws` fails its first `$FAKE_AWS_FAILURES` calls, as a throttled or unreachable endpoint would.
 const FAKE_RECORDER: &str = r#"#!/bin/bash
-{ printf '%s\n' "$@"; echo --; } >>"$FAKE_LOG/$(basename "$0")"
+log="$FAKE_LOG/$(basename "$0")"
+{ printf '%s\n' "$@"; echo --; } >>"$log"
+if [ "$(basename "$0")" = aws ] && [ "$(grep -c -x -- -- "$log")" -le "${FAKE_AWS_FAILURES:-0}" ]; then
+  echo 'An error occurred (Throttling)' >&2
+  exit 255
+fi
 "#;
 
 impl Instance {
     /// Runs the batch fleet's user data from specs/platform.kdl as the instance would after `Fn::Sub` (stack
     /// `platform`, region `eu-west-1`), with `wait` in place of its wait for readiness. Returns the exit status,
     /// stderr, and the calls each stand-in recorded.
-    fn run_refresh_user_data(&self, wait: Option<u64>) -> (i32, String, Vec<Vec<String>>, String) {
+    fn run_refresh_user_data(
+        &self,
+        wait: Option<u64>,
+        aws_failures: u32,
+    ) -> (i32, String, Vec<Vec<String>>, String) {
         let artifacts = example("platform.kdl");
         let mut script = artifacts
             .get("batch.user-data.sh")
@@ -530,6 +545,7 @@ impl Instance {
             )
             .env("FAKE_SYSTEMD", d.join("state"))
             .env("FAKE_LOG", d.join("log"))
+            .env("FAKE_AWS_FAILURES", aws_failures.to_string())
             .output()
             .unwrap();
         let calls = |name: &str| -> Vec<Vec<String>> {
@@ -590,9 +606,30 @@ fn a_ready_instance_continues_its_launch_hook() {
         &[],
     );
     // Ready at once: the script's own wait never sleeps.
-    let (rc, stderr, aws, _) = healthy.run_refresh_user_data(None);
+    let (rc, stderr, aws, _) = healthy.run_refresh_user_data(None, 0);
     assert_eq!(rc, 0, "{stderr}");
     assert_eq!(aws, vec![complete_lifecycle_action("CONTINUE")], "{stderr}");
+}
+
+fn a_failed_hook_call_is_retried() {
+    let healthy = Instance::new(
+        &[
+            "system-manager.target",
+            "batch.service",
+            "nginx.service",
+            "worker.service",
+            "system-manager-path.service",
+        ],
+        &[],
+    );
+    // One failure: a second try (after 5 seconds) completes the hook.
+    let (rc, stderr, aws, _) = healthy.run_refresh_user_data(None, 1);
+    assert_eq!(rc, 0, "{stderr}");
+    assert_eq!(
+        aws,
+        vec![complete_lifecycle_action("CONTINUE"); 2],
+        "{stderr}"
+    );
 }
 
 fn an_instance_with_a_failed_unit_abandons_its_launch_hook() {
@@ -600,7 +637,7 @@ fn an_instance_with_a_failed_unit_abandons_its_launch_hook() {
         &["system-manager.target", "batch.service", "nginx.service"],
         &["worker.service"],
     );
-    let (rc, stderr, aws, logged) = broken.run_refresh_user_data(Some(0));
+    let (rc, stderr, aws, logged) = broken.run_refresh_user_data(Some(0), 0);
     assert_ne!(rc, 0, "a broken instance's user data fails");
     assert_eq!(aws, vec![complete_lifecycle_action("ABANDON")], "{stderr}");
     // The reason reaches the journal and cloud-init's output log.
