@@ -67,6 +67,21 @@ fn main() {
         user_data_signals_with_the_shared_readiness_check,
     );
     suite.test(
+        "a_ready_instance_continues_its_launch_hook",
+        &[],
+        a_ready_instance_continues_its_launch_hook,
+    );
+    suite.test(
+        "a_failed_hook_call_is_retried",
+        &[],
+        a_failed_hook_call_is_retried,
+    );
+    suite.test(
+        "an_instance_with_a_failed_unit_abandons_its_launch_hook",
+        &[],
+        an_instance_with_a_failed_unit_abandons_its_launch_hook,
+    );
+    suite.test(
         "real_nix_writes_the_registry_pins_the_script_gives",
         &[Peer::Nix],
         real_nix_writes_the_registry_pins_the_script_gives,
@@ -460,6 +475,174 @@ fn user_data_signals_with_the_shared_readiness_check() {
     let wait = position(user_data, "if ! bake_wait_ready ");
     let signal = position(user_data, "/opt/aws/bin/cfn-signal --exit-code \"$status\"");
     assert!(wait < signal);
+}
+
+/// Stand-ins for what instance-refresh user data calls besides `systemctl`: each records its arguments, one a line,
+/// under `$FAKE_LOG/<name>` with a `--` line after each call. `curl` answers as IMDSv2 does.
+const FAKE_CURL: &str = r#"#!/bin/bash
+{ printf '%s\n' "$@"; echo --; } >>"$FAKE_LOG/curl"
+case "$*" in
+  *--request\ PUT*latest/api/token*) printf 'imds-token-1' ;;
+  *"X-aws-ec2-metadata-token: imds-token-1"*latest/meta-data/instance-id*) printf 'i-0123456789abcdef0' ;;
+  *) exit 22 ;;
+esac
+"#;
+/// `aws` fails its first `$FAKE_AWS_FAILURES` calls, as a throttled or unreachable endpoint would.
+const FAKE_RECORDER: &str = r#"#!/bin/bash
+log="$FAKE_LOG/$(basename "$0")"
+{ printf '%s\n' "$@"; echo --; } >>"$log"
+if [ "$(basename "$0")" = aws ] && [ "$(grep -c -x -- -- "$log")" -le "${FAKE_AWS_FAILURES:-0}" ]; then
+  echo 'An error occurred (Throttling)' >&2
+  exit 255
+fi
+"#;
+
+impl Instance {
+    /// Runs the batch fleet's user data from specs/platform.kdl as the instance would after `Fn::Sub` (stack
+    /// `platform`, region `eu-west-1`), with `wait` in place of its wait for readiness. Returns the exit status,
+    /// stderr, and the calls each stand-in recorded.
+    fn run_refresh_user_data(
+        &self,
+        wait: Option<u64>,
+        aws_failures: u32,
+    ) -> (i32, String, Vec<Vec<String>>, String) {
+        let artifacts = example("platform.kdl");
+        let mut script = artifacts
+            .get("batch.user-data.sh")
+            .expect("the instance-refresh fleet has user data")
+            .replace("${AWS::StackName}", "platform")
+            .replace("${AWS::Region}", "eu-west-1");
+        if let Some(secs) = wait {
+            let at = position(&script, "bake_wait_ready 1080;");
+            script.replace_range(
+                at..at + "bake_wait_ready 1080".len(),
+                &format!("bake_wait_ready {secs}"),
+            );
+        }
+        let d = self.dir.path();
+        std::fs::create_dir_all(d.join("log")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for (name, text) in [
+            ("curl", FAKE_CURL),
+            ("aws", FAKE_RECORDER),
+            ("logger", FAKE_RECORDER),
+        ] {
+            let path = d.join("bin").join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = d.join("user-data.sh");
+        std::fs::write(&path, &script).unwrap();
+        let out = Command::new("bash")
+            .arg(&path)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    d.join("bin").display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("FAKE_SYSTEMD", d.join("state"))
+            .env("FAKE_LOG", d.join("log"))
+            .env("FAKE_AWS_FAILURES", aws_failures.to_string())
+            .output()
+            .unwrap();
+        let calls = |name: &str| -> Vec<Vec<String>> {
+            let text = std::fs::read_to_string(d.join("log").join(name)).unwrap_or_default();
+            text.split_terminator("--\n")
+                .map(|call| call.lines().map(str::to_owned).collect())
+                .collect()
+        };
+        let curl = calls("curl");
+        assert_eq!(curl.len(), 2, "a token, then the instance id: {curl:?}");
+        assert!(curl[0].contains(&"PUT".to_owned()), "{curl:?}");
+        assert!(curl[0].contains(&"X-aws-ec2-metadata-token-ttl-seconds: 300".to_owned()));
+        assert!(curl[1].contains(&"X-aws-ec2-metadata-token: imds-token-1".to_owned()));
+        for call in &curl {
+            assert!(
+                call.contains(&"--max-time".to_owned()) && call.contains(&"--retry".to_owned())
+            );
+        }
+        let logged = calls("logger").concat().join(" ");
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+            calls("aws"),
+            logged,
+        )
+    }
+}
+
+/// The `complete-lifecycle-action` call the user data makes for the batch fleet of stack `platform`.
+fn complete_lifecycle_action(result: &str) -> Vec<String> {
+    [
+        "autoscaling",
+        "complete-lifecycle-action",
+        "--region",
+        "eu-west-1",
+        "--auto-scaling-group-name",
+        "platform-batch",
+        "--lifecycle-hook-name",
+        "bake-ready",
+        "--instance-id",
+        "i-0123456789abcdef0",
+        "--lifecycle-action-result",
+        result,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn a_ready_instance_continues_its_launch_hook() {
+    let healthy = Instance::new(
+        &[
+            "system-manager.target",
+            "batch.service",
+            "nginx.service",
+            "worker.service",
+            "system-manager-path.service",
+        ],
+        &[],
+    );
+    // Ready at once: the script's own wait never sleeps.
+    let (rc, stderr, aws, _) = healthy.run_refresh_user_data(None, 0);
+    assert_eq!(rc, 0, "{stderr}");
+    assert_eq!(aws, vec![complete_lifecycle_action("CONTINUE")], "{stderr}");
+}
+
+fn a_failed_hook_call_is_retried() {
+    let healthy = Instance::new(
+        &[
+            "system-manager.target",
+            "batch.service",
+            "nginx.service",
+            "worker.service",
+            "system-manager-path.service",
+        ],
+        &[],
+    );
+    // One failure: a second try (after 5 seconds) completes the hook.
+    let (rc, stderr, aws, _) = healthy.run_refresh_user_data(None, 1);
+    assert_eq!(rc, 0, "{stderr}");
+    assert_eq!(
+        aws,
+        vec![complete_lifecycle_action("CONTINUE"); 2],
+        "{stderr}"
+    );
+}
+
+fn an_instance_with_a_failed_unit_abandons_its_launch_hook() {
+    let broken = Instance::new(
+        &["system-manager.target", "batch.service", "nginx.service"],
+        &["worker.service"],
+    );
+    let (rc, stderr, aws, logged) = broken.run_refresh_user_data(Some(0), 0);
+    assert_ne!(rc, 0, "a broken instance's user data fails");
+    assert_eq!(aws, vec![complete_lifecycle_action("ABANDON")], "{stderr}");
+    // The reason reaches the journal and cloud-init's output log.
+    assert!(logged.contains("failed units: worker.service"), "{logged}");
+    assert!(stderr.contains("failed units: worker.service"), "{stderr}");
 }
 
 fn real_nix_writes_the_registry_pins_the_script_gives() {

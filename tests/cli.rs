@@ -83,6 +83,7 @@ fn compile_writes_every_artifact_and_is_byte_identical_from_any_directory() {
     assert_eq!(
         names,
         [
+            "batch.user-data.sh",
             "lock.json",
             "template.json",
             "web.bootstrap.sh",

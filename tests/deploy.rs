@@ -492,6 +492,34 @@ async fn first_create_succeeds_and_prints_outputs() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_stack_name_tag_is_left_to_the_template() {
+    let mut spec = compiled("rollback.kdl");
+    spec.plan.stack.tags.extend([
+        ("Name".to_owned(), "shop".to_owned()),
+        ("name".to_owned(), "shop".to_owned()),
+    ]);
+    let fake = first_create_fake();
+    let (code, s) = spec
+        .run(session(None, false), Verb::Deploy, &fake, YES)
+        .await;
+    assert_eq!(code, 0, "{}", s.out.text());
+    let requests = fake.requests.borrow();
+    let keys: Vec<&str> = requests[0].tags.iter().map(|(k, _)| k.as_str()).collect();
+    // Tag keys are case-sensitive: only `Name` competes with the fleets' own `Name`.
+    assert!(!keys.contains(&"Name"), "{keys:?}");
+    assert!(keys.contains(&"name"), "{keys:?}");
+    let others: Vec<_> = spec
+        .plan
+        .stack
+        .tags
+        .iter()
+        .filter(|(k, _)| k != "Name")
+        .cloned()
+        .collect();
+    assert_eq!(requests[0].tags, others);
+}
+
+#[tokio::test(start_paused = true)]
 async fn first_create_as_ndjson() {
     let spec = compiled("rollback.kdl");
     let fake = first_create_fake();

@@ -44,6 +44,13 @@ fn same_tags(a: &[(String, String)], b: &[(String, String)]) -> bool {
     a == b
 }
 
+/// The tags bake puts on the stack: the spec's, without `Name`. CloudFormation propagates stack tags to the
+/// resources it creates, where a stack `Name` would compete with the `Name` the template gives fleet groups and
+/// their instances; left out, the template decides. AWS compares tag keys case-sensitively, so `name` stays.
+fn stack_tags(tags: &[(String, String)]) -> Vec<(String, String)> {
+    tags.iter().filter(|(k, _)| k != "Name").cloned().collect()
+}
+
 /// A change-set name no other run picks, and that says which run made it: `bake-20261201T094100Z-4242-9f3a1c7e`
 /// (UTC time, process id, 32 random bits). CloudFormation's grammar is `[a-zA-Z][-a-zA-Z0-9]*`, at most 128.
 pub fn change_set_name() -> String {
@@ -115,7 +122,7 @@ pub(super) async fn prepare<C: Cfn>(
             old_template = body.and_then(|b| serde_json::from_str(&b).ok());
             if old_template.is_some()
                 && old_template == new_template
-                && same_tags(&s.tags, &target.plan.stack.tags)
+                && same_tags(&s.tags, &stack_tags(&target.plan.stack.tags))
             {
                 return Ok(Prepared::NoChanges {
                     why: "the deployed template is identical",
@@ -146,7 +153,7 @@ pub(super) async fn prepare<C: Cfn>(
                 return Err(exit::ENV);
             }
         },
-        tags: target.plan.stack.tags.clone(),
+        tags: stack_tags(&target.plan.stack.tags),
     };
     let (id, stack_id) = match cfn.create_change_set(&request).await {
         Ok(ids) => ids,

@@ -1006,6 +1006,72 @@ fleet "web" image="web" instance-type="m7i.large" {
     }
 
     #[test]
+    fn instance_refresh_user_data_completes_the_hook_of_its_group() {
+        let plan = plan_of(include_str!("../../specs/platform.kdl"));
+        let lock = Lock::from_json(include_str!("../../specs/platform.lock.json")).unwrap();
+        let resolved = crate::lock::verify(&plan, &lock, "specs/platform.kdl").unwrap();
+        let artifacts = crate::emit::emit(&plan, &resolved, &lock).unwrap();
+        let t: Value = serde_json::from_str(artifacts.get("template.json").unwrap()).unwrap();
+        let ud = artifacts
+            .get("batch.user-data.sh")
+            .expect("an instance-refresh fleet has user data");
+        let batch = plan
+            .fleets
+            .iter()
+            .find(|f| f.name.value == "batch")
+            .unwrap();
+        let group = super::fleet_group_name_sub(batch);
+        let props = &t["Resources"]["FleetBatchGroup"]["Properties"];
+        assert_eq!(props["AutoScalingGroupName"]["Fn::Sub"], group.as_str());
+        assert_eq!(
+            props["LifecycleHookSpecificationList"][0]["LifecycleHookName"],
+            READY_HOOK
+        );
+        assert_eq!(
+            props["LifecycleHookSpecificationList"][0]["HeartbeatTimeout"],
+            1200
+        );
+        assert_eq!(
+            t["Resources"]["FleetBatchLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"],
+            json!({"Fn::Base64": {"Fn::Sub": ud}})
+        );
+        // The script names that group and that hook, waits 90% of the hook's timeout, and uses the shared check.
+        let words = |line: &str| shlex::split(line).unwrap();
+        let assigned = |name: &str| {
+            let line = ud
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name}= in {ud}"));
+            words(line).remove(0)
+        };
+        assert_eq!(assigned("GROUP"), group);
+        assert_eq!(assigned("HOOK"), READY_HOOK);
+        assert!(ud.contains("if ! bake_wait_ready 1080; then"), "{ud}");
+        assert!(ud.contains(&crate::emit::readiness_script("batch.service", None).unwrap()));
+        assert!(ud.contains(
+            "--auto-scaling-group-name \"$GROUP\" \\\n  --lifecycle-hook-name \"$HOOK\" --instance-id \"$id\" --lifecycle-action-result \"$result\""
+        ), "{ud}");
+        assert!(!ud.contains("/opt/aws/bin/cfn-signal"));
+    }
+
+    #[test]
+    fn an_instance_refresh_ready_command_gates_the_hook() {
+        let text = include_str!("../../specs/platform.kdl").replace(
+            r#"ready-unit="batch.service" ready-timeout="PT20M""#,
+            r#"ready-unit="batch.service" ready-command="test -e /run/batch-ready" ready-timeout="PT20M""#,
+        );
+        let plan = plan_of(&text);
+        let lock = Lock::from_json(include_str!("../../specs/platform.lock.json")).unwrap();
+        let resolved = crate::lock::verify(&plan, &lock, "specs/platform.kdl").unwrap();
+        let artifacts = crate::emit::emit(&plan, &resolved, &lock).unwrap();
+        let ud = artifacts.get("batch.user-data.sh").unwrap();
+        let check =
+            crate::emit::readiness_script("batch.service", Some("test -e /run/batch-ready"))
+                .unwrap();
+        assert!(ud.contains(&check), "{ud}");
+    }
+
+    #[test]
     fn fleets_default_to_one_imds_hop_and_recommended_suspensions() {
         let t = web();
         let data = &t["Resources"]["FleetWebLaunchTemplate"]["Properties"]["LaunchTemplateData"];

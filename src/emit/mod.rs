@@ -14,7 +14,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::check::image::GIT;
-use crate::check::plan::{BuildPlan, FleetPlan, ImagePlan, ImageSource, InstallerKind, Plan};
+use crate::check::plan::{
+    BuildPlan, FleetPlan, ImagePlan, ImageSource, InstallerKind, Plan, Rollout,
+};
 use crate::lock::{Lock, Resolved};
 
 /// The output files, by path relative to the output directory, in a fixed order.
@@ -296,26 +298,52 @@ pub fn readiness_script(
     .map_err(|e| bug("the readiness check", e))
 }
 
-/// The user data of a fleet whose instances signal CloudFormation, with `${AWS::StackName}` and `${AWS::Region}`
-/// left for `Fn::Sub`.
+#[derive(Serialize)]
+struct RefreshUserDataContext<'a> {
+    ready_unit: &'a str,
+    ready_command: Option<&'a str>,
+    wait_secs: u64,
+    group: String,
+    hook: &'a str,
+}
+
+/// The user data of a fleet whose instances report readiness: they signal CloudFormation (rolling, replacing) or
+/// complete their launch lifecycle hook (instance refresh). `${AWS::StackName}` and `${AWS::Region}` are left for
+/// `Fn::Sub`.
 fn fleet_user_data(
     hb: &handlebars::Handlebars<'_>,
     fleet: &FleetPlan,
 ) -> Result<Option<String>, EmitError> {
-    let Some(signals) = fleet.rollout.signals() else {
-        return Ok(None);
-    };
-    let text = templates::render(
-        hb,
-        templates::USER_DATA,
-        &UserDataContext {
-            ready_unit: &signals.ready_unit,
-            ready_command: signals.ready_command.as_deref(),
-            // Leave CloudFormation's own timeout time to receive a failure signal.
-            wait_secs: (signals.timeout_secs * 9 / 10).max(30),
-            resource: cfn::fleet_group_id(fleet),
-        },
-    )
+    let text = match &fleet.rollout {
+        Rollout::InstanceRefresh { ready, .. } => templates::render(
+            hb,
+            templates::REFRESH_USER_DATA,
+            &RefreshUserDataContext {
+                ready_unit: &ready.ready_unit,
+                ready_command: ready.ready_command.as_deref(),
+                // Leave the hook's heartbeat time to receive the result before it abandons the instance itself.
+                wait_secs: hook_wait_secs(ready.timeout_secs),
+                group: cfn::fleet_group_name_sub(fleet),
+                hook: cfn::READY_HOOK,
+            },
+        ),
+        _ => {
+            let Some(signals) = fleet.rollout.signals() else {
+                return Ok(None);
+            };
+            templates::render(
+                hb,
+                templates::USER_DATA,
+                &UserDataContext {
+                    ready_unit: &signals.ready_unit,
+                    ready_command: signals.ready_command.as_deref(),
+                    // Leave CloudFormation's own timeout time to receive a failure signal.
+                    wait_secs: (signals.timeout_secs * 9 / 10).max(30),
+                    resource: cfn::fleet_group_id(fleet),
+                },
+            )
+        }
+    }
     .map_err(|e| bug("the user data", e))?;
     let substitutions = text.matches("${").count();
     let allowed =
@@ -327,6 +355,12 @@ fn fleet_user_data(
         ));
     }
     Ok(Some(text))
+}
+
+/// How long an instance-refresh instance waits to become ready: 90% of the hook's heartbeat timeout, so that its
+/// ABANDON (with the reason in the console) arrives before the hook times out.
+fn hook_wait_secs(timeout_secs: u64) -> u64 {
+    timeout_secs * 9 / 10
 }
 
 /// A semantic version whose patch number is derived from content: changed content gives a new version, unchanged

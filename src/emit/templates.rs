@@ -12,6 +12,8 @@ use serde_json::Value;
 
 pub const BOOTSTRAP: &str = "bootstrap.sh";
 pub const USER_DATA: &str = "user-data.sh";
+/// The user data of an instance-refresh fleet: completes the launch lifecycle hook once the instance is ready.
+pub const REFRESH_USER_DATA: &str = "refresh-user-data.sh";
 /// The readiness check (`bake_ready`, `bake_wait_ready`): a template and the partial `{{> readiness}}`, with the
 /// context fields `ready_unit` and `ready_command` (string or null).
 pub const READINESS: &str = "readiness";
@@ -21,6 +23,10 @@ pub const COMPONENT: &str = "component.json";
 const SOURCES: &[(&str, &str)] = &[
     (BOOTSTRAP, include_str!("../../templates/bootstrap.sh.hbs")),
     (USER_DATA, include_str!("../../templates/user-data.sh.hbs")),
+    (
+        REFRESH_USER_DATA,
+        include_str!("../../templates/refresh-user-data.sh.hbs"),
+    ),
     (READINESS, include_str!("../../templates/readiness.sh.hbs")),
     (
         SSM_DOCUMENT,

@@ -612,9 +612,9 @@ const FLEET: Node = Node {
                     prop(
                         "ready-command",
                         Ty::Str(Grammar::ShellCommand),
-                        "A health check run as root by bash on the instance (e.g. `curl -fsS http://localhost/health`); it must also succeed before the instance signals success. Each try may take 60 seconds.",
+                        "A health check run as root by bash on the instance (e.g. `curl -fsS http://localhost/health`); it must also succeed before the instance is ready (signals success, or in an instance refresh completes its launch hook). Each try may take 60 seconds.",
                     ),
-                    SIGNALLED,
+                    READINESS,
                 ),
                 for_strategies(
                     with_default(
