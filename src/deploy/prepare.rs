@@ -51,8 +51,8 @@ fn stack_tags(tags: &[(String, String)]) -> Vec<(String, String)> {
     tags.iter().filter(|(k, _)| k != "Name").cloned().collect()
 }
 
-/// A change-set name no other run picks, and that says which run made it: `bake-20261201T094100Z-4242-9f3a1c7e`
-/// (UTC time, process id, 32 random bits). CloudFormation's grammar is `[a-zA-Z][-a-zA-Z0-9]*`, at most 128.
+/// A change-set name no other run picks, and that says which run made it: `bake-20261201T094100Z-4242-0-9f3a1c7e5b2d4068`
+/// (UTC time, process id, a counter, 64 random bits). CloudFormation's grammar is `[a-zA-Z][-a-zA-Z0-9]*`, at most 128.
 pub fn change_set_name() -> String {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,9 +69,12 @@ pub fn change_set_name() -> String {
     // gives distinct values within one process too.
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(now.as_nanos());
-    h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
-    let random = h.finish() as u32;
-    format!("bake-{time}-{}-{random:08x}", std::process::id())
+    let count = COUNT.fetch_add(1, Ordering::Relaxed);
+    h.write_u64(count);
+    let random = h.finish();
+    // The counter makes names of one process distinct by construction; time, process id and 64 random bits keep
+    // those of different runs apart (two CI jobs in the same second).
+    format!("bake-{time}-{}-{count}-{random:016x}", std::process::id())
 }
 
 pub(super) async fn prepare<C: Cfn>(
