@@ -7,6 +7,9 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
 
 pub mod file;
+mod lookup_diag;
+pub mod needs;
+pub mod update;
 // `bake lock`'s lookups: SSM, `nix flake metadata`, git and the lock file. The rest of the lock stage is pure.
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod live;

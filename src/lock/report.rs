@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::resolve::{ImageChange, short};
 use super::time::{age_days, date, date_of_secs, parse_rfc3339};
+use super::update::{ImageChange, short};
 use super::{
     BaseLock, FlakeLock, InputLock, Lock, base_is_valid, base_matches, flake_is_valid,
     flake_matches, installer_matches,
@@ -293,7 +293,7 @@ pub fn status(
             inst.kind, inst.version
         );
     }
-    for name in super::resolve::pruned(plan, lock) {
+    for name in super::needs::pruned(plan, lock) {
         counts.pruned += 1;
         let _ = writeln!(
             out,

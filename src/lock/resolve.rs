@@ -3,19 +3,21 @@
 //! The outside world sits behind [`Resolver`] (the live one is `lock::live`). Everything here is deterministic given
 //! the resolver's answers and the time it is handed: lookups run concurrently, each under a timeout, and every
 //! failure becomes a diagnostic at the spec node that asked. The new lock is only returned whole.
+//!
+//! Which entries are needed is in `needs`, the new lock's assembly in `update`, the diagnostics for failed lookups
+//! in `lookup_diag`; this file holds the [`Resolver`] trait and the concurrent resolution loop.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use super::nix::{FlakeMetadata, parse_metadata};
-use super::{
-    BaseLock, FlakeLock, ImageLock, InstallerLock, Lock, base_is_valid, base_matches,
-    flake_is_valid, flake_matches, installer_is_valid, installer_lock, installer_matches,
-};
+pub use super::needs::{Need, Selection, Why, needs, pruned};
+use super::nix::parse_metadata;
+pub use super::update::{ImageChange, short};
+use super::{BaseLock, FlakeLock, InstallerLock, Lock, installer_lock, lookup_diag, update};
 use crate::check::plan::{BuildPlan, ImageSource, Plan};
 use crate::diag::{Code, Diag};
 use crate::source::Span;
@@ -102,157 +104,6 @@ pub fn repo_key(url: &str) -> Option<String> {
         .collect();
     (!host.is_empty() && path.len() >= 2)
         .then(|| format!("{}/{}", host.to_ascii_lowercase(), path.join("/")))
-}
-
-/// What `--update` asks to re-resolve. The default selects nothing: only missing and stale entries are resolved.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selection {
-    pub all: bool,
-    pub bases: bool,
-    pub flakes: bool,
-    pub images: BTreeSet<String>,
-}
-
-impl Selection {
-    /// `--update` with no values selects everything; `base`, `flake` and image names select parts.
-    pub fn parse(values: &[String], plan: &Plan) -> Result<Selection, String> {
-        let mut sel = Selection::default();
-        if values.is_empty() {
-            sel.all = true;
-        }
-        for v in values {
-            match v.as_str() {
-                "base" => sel.bases = true,
-                "flake" => sel.flakes = true,
-                name => match plan.images.iter().find(|i| i.name.value == name) {
-                    Some(image) if matches!(image.source, ImageSource::Pinned { .. }) => {
-                        return Err(format!(
-                            "image `{name}` is pinned to an AMI id; it has no lock entry to update"
-                        ));
-                    }
-                    Some(_) => {
-                        sel.images.insert(name.to_owned());
-                    }
-                    None => {
-                        let built: Vec<&str> = plan
-                            .images
-                            .iter()
-                            .filter(|i| matches!(i.source, ImageSource::Built(_)))
-                            .map(|i| i.name.value.as_str())
-                            .collect();
-                        return Err(format!(
-                            "`--update {name}`: the spec has no built image `{name}`; use `base`, `flake` or one of: {}",
-                            if built.is_empty() {
-                                "(no built images)".to_owned()
-                            } else {
-                                built.join(", ")
-                            }
-                        ));
-                    }
-                },
-            }
-        }
-        Ok(sel)
-    }
-
-    fn base(&self, image: &str) -> bool {
-        self.all || self.bases || self.images.contains(image)
-    }
-
-    fn flake(&self, image: &str) -> bool {
-        self.all || self.flakes || self.images.contains(image)
-    }
-}
-
-/// Why an entry is resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Why {
-    Missing,
-    /// Resolved for other spec values.
-    Stale,
-    /// Holds a malformed value.
-    Invalid,
-    /// Asked for with `--update`.
-    Requested,
-}
-
-/// The parts of one built image that must be resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Need {
-    /// Index into `Plan::images`.
-    pub image: usize,
-    pub base: Option<Why>,
-    pub flake: Option<Why>,
-    /// The installer binary's hash: missing (a version-1 lock), for another installer, or malformed.
-    pub installer: Option<Why>,
-}
-
-/// Built images of the plan, with their index.
-fn built(plan: &Plan) -> impl Iterator<Item = (usize, &str, &BuildPlan)> {
-    plan.images
-        .iter()
-        .enumerate()
-        .filter_map(|(i, image)| match &image.source {
-            ImageSource::Built(b) => Some((i, image.name.value.as_str(), &**b)),
-            ImageSource::Pinned { .. } => None,
-        })
-}
-
-/// What must be looked up: missing, stale and invalid entries, and whatever `selection` asks for.
-pub fn needs(plan: &Plan, old: &Lock, selection: &Selection) -> Vec<Need> {
-    let mut out = Vec::new();
-    for (i, name, build) in built(plan) {
-        let entry = old.images.get(name);
-        let base = match entry.map(|e| &e.base) {
-            None => Some(Why::Missing),
-            Some(b) if !base_matches(b, build, &plan.stack) => Some(Why::Stale),
-            Some(b) if !base_is_valid(b) => Some(Why::Invalid),
-            Some(_) if selection.base(name) => Some(Why::Requested),
-            Some(_) => None,
-        };
-        let flake = match entry.map(|e| &e.flake) {
-            None => Some(Why::Missing),
-            Some(f) if !flake_matches(f, &build.flake) => Some(Why::Stale),
-            Some(f) if !flake_is_valid(f) => Some(Why::Invalid),
-            Some(_) if selection.flake(name) => Some(Why::Requested),
-            Some(_) => None,
-        };
-        let installer = match entry.map(|e| &e.installer) {
-            None => Some(Why::Missing),
-            Some(i) if !installer_matches(i, &build.installer, build.arch) => Some(Why::Stale),
-            Some(i) if i.sha256.is_none() => Some(Why::Missing),
-            Some(i) if !installer_is_valid(i) => Some(Why::Invalid),
-            Some(_) => None,
-        };
-        if base.is_some() || flake.is_some() || installer.is_some() {
-            out.push(Need {
-                image: i,
-                base,
-                flake,
-                installer,
-            });
-        }
-    }
-    out
-}
-
-/// Lock entries for images the spec no longer builds (removed, renamed or now pinned), in name order.
-pub fn pruned(plan: &Plan, old: &Lock) -> Vec<String> {
-    let keep: BTreeSet<&str> = built(plan).map(|(_, name, _)| name).collect();
-    old.images
-        .keys()
-        .filter(|k| !keep.contains(k.as_str()))
-        .cloned()
-        .collect()
-}
-
-/// What changed for one image, old → new (`None` old: added).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageChange {
-    pub image: String,
-    pub base: Option<(Option<BaseLock>, BaseLock)>,
-    pub flake: Option<(Option<FlakeLock>, FlakeLock)>,
-    pub installer: Option<(Option<InstallerLock>, InstallerLock)>,
 }
 
 /// How a failed `bake lock` should end.
@@ -410,7 +261,7 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
             }
             Ok(p) => {
                 spec_failed = true;
-                diags.push(at_all(
+                diags.push(lookup_diag::at_all(
                     Diag::error(
                         Code::LockParameter,
                         format!("the parameter {name} holds `{}`, not an AMI id", p.value),
@@ -421,7 +272,12 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
             }
             Err(e) => {
                 world_failed = true;
-                diags.push(parameter_diag(name, &plan.stack.region, &e, &spans));
+                diags.push(lookup_diag::parameter_diag(
+                    name,
+                    &plan.stack.region,
+                    &e,
+                    &spans,
+                ));
             }
         }
     }
@@ -435,7 +291,7 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
             Ok(Ok(meta)) => meta,
             Ok(Err(msg)) => {
                 world_failed = true;
-                diags.push(at_all(
+                diags.push(lookup_diag::at_all(
                     Diag::error(
                         Code::LockNix,
                         format!("cannot read the flake metadata of {shown}: {msg}"),
@@ -447,14 +303,18 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
             }
             Err(e) => {
                 world_failed = true;
-                diags.push(flake_diag(&shown, &e, &spans));
+                diags.push(lookup_diag::flake_diag(&shown, &e, &spans));
                 continue;
             }
         };
-        match flake_entry(&meta, req.now) {
+        match update::flake_entry(&meta, req.now) {
             Err(diag) => {
                 world_failed = true;
-                diags.push(at_all(diag(&shown), &spans, "the flake to lock"));
+                diags.push(lookup_diag::at_all(
+                    diag(&shown),
+                    &spans,
+                    "the flake to lock",
+                ));
             }
             Ok(make) => {
                 for (&i, build) in images.iter().zip(&builds) {
@@ -509,7 +369,7 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
             Ok(other) => {
                 world_failed = true;
                 let spans: Vec<Span> = builds.iter().map(|(_, b)| b.installer_span).collect();
-                diags.push(at_all(
+                diags.push(lookup_diag::at_all(
                     Diag::error(
                         Code::LockDownload,
                         format!("hashing {url} gave `{other}`, not a SHA-256"),
@@ -521,7 +381,7 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
             Err(e) => {
                 world_failed = true;
                 let spans: Vec<Span> = builds.iter().map(|(_, b)| b.installer_span).collect();
-                diags.push(download_diag(url, &e, &spans));
+                diags.push(lookup_diag::download_diag(url, &e, &spans));
             }
         }
     }
@@ -536,41 +396,7 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
 
     // Assemble: untouched entries stay byte for byte, resolved parts replace theirs, pruned entries go.
     let pruned = pruned(plan, req.old);
-    let mut lock = Lock::new();
-    let mut changes = Vec::new();
-    for (i, name, build) in built(plan) {
-        let old = req.old.images.get(name);
-        let (Some(base), Some(flake), Some(installer)) = (
-            bases.get(&i).or(old.map(|e| &e.base)),
-            flakes.get(&i).or(old.map(|e| &e.flake)),
-            installers.get(&i).or(old.map(|e| &e.installer)).cloned(),
-        ) else {
-            continue; // unreachable: a missing entry needs every part
-        };
-        let _ = build;
-        let change = ImageChange {
-            image: name.to_owned(),
-            base: bases
-                .get(&i)
-                .map(|b| (old.map(|e| e.base.clone()), b.clone())),
-            flake: flakes
-                .get(&i)
-                .map(|f| (old.map(|e| e.flake.clone()), f.clone())),
-            installer: (old.map(|e| &e.installer) != Some(&installer))
-                .then(|| (old.map(|e| e.installer.clone()), installer.clone())),
-        };
-        if change.base.is_some() || change.flake.is_some() || change.installer.is_some() {
-            changes.push(change);
-        }
-        lock.images.insert(
-            name.to_owned(),
-            ImageLock {
-                base: base.clone(),
-                flake: flake.clone(),
-                installer,
-            },
-        );
-    }
+    let (lock, changes) = update::assemble(plan, req.old, &bases, &flakes, &installers);
 
     // The new lock must be one `bake compile` accepts (e.g. the flake has the system-manager input the spec names).
     let failure = match super::verify(plan, &lock, req.spec_name) {
@@ -605,172 +431,6 @@ fn build_of(plan: &Plan, i: usize) -> Option<&BuildPlan> {
     match &plan.images.get(i)?.source {
         ImageSource::Built(b) => Some(b),
         ImageSource::Pinned { .. } => None,
-    }
-}
-
-/// Labels a diagnostic at every node that asked; the first is primary.
-fn at_all(mut diag: Diag, spans: &[Span], text: &str) -> Diag {
-    for (n, span) in spans.iter().enumerate() {
-        diag = diag.label(*span, if n == 0 { text } else { "also asks for it" });
-    }
-    diag
-}
-
-pub fn short(rev: &str) -> &str {
-    rev.get(..12).unwrap_or(rev)
-}
-
-type MakeFlake = Box<dyn Fn(&str, Option<String>) -> FlakeLock>;
-type NixDiag = Box<dyn Fn(&str) -> Diag>;
-
-/// A flake entry maker from clean metadata, or the diagnostic for metadata bake cannot lock.
-fn flake_entry(meta: &FlakeMetadata, now: &str) -> Result<MakeFlake, NixDiag> {
-    let Some(rev) = meta.revision.clone() else {
-        let dirty = meta.dirty_revision.clone();
-        return Err(Box::new(move |shown: &str| {
-            Diag::error(
-                Code::LockDirty,
-                format!("the flake checkout {shown} has uncommitted changes"),
-            )
-            .help(format!(
-                "nix reports no revision for a dirty git tree{}, and the build instance can only fetch commits. Commit (and push) or stash the changes, then run `bake lock` again",
-                dirty.as_deref().map_or(String::new(), |d| format!(" (it is {d})"))
-            ))
-        }));
-    };
-    let (Some(nar_hash), Some(last_modified)) = (meta.nar_hash.clone(), meta.last_modified) else {
-        return Err(Box::new(|shown: &str| {
-            Diag::error(
-                Code::LockNix,
-                format!("nix reported no narHash or lastModified for {shown}"),
-            )
-            .help("the output of `nix flake metadata --json` lacks fields bake records; is this nix too old or too new?")
-        }));
-    };
-    let inputs = meta.inputs.clone();
-    let now = now.to_owned();
-    Ok(Box::new(move |url: &str, git_ref: Option<String>| {
-        FlakeLock {
-            url: url.to_owned(),
-            git_ref,
-            rev: rev.clone(),
-            nar_hash: nar_hash.clone(),
-            last_modified,
-            resolved_at: now.clone(),
-            inputs: inputs.clone(),
-        }
-    }))
-}
-
-fn parameter_diag(name: &str, region: &str, e: &LookupError, spans: &[Span]) -> Diag {
-    let (code, message, help) = match e {
-        LookupError::ParameterNotFound(msg) => (
-            Code::LockParameterNotFound,
-            format!("SSM has no parameter {name} in {region}"),
-            format!(
-                "AWS said: {}. Check the name against `aws ssm get-parameters-by-path --path /aws/service/ami-amazon-linux-latest --region {region}`",
-                msg.trim_end_matches('.')
-            ),
-        ),
-        LookupError::AccessDenied(msg) => (
-            Code::LockAws,
-            format!("access denied reading the SSM parameter {name}"),
-            format!(
-                "AWS said: {}. The credentials need `ssm:GetParameter` on it",
-                msg.trim_end_matches('.')
-            ),
-        ),
-        LookupError::NoCredentials(msg) => (
-            Code::LockAws,
-            format!("no AWS credentials to read the SSM parameter {name}"),
-            format!(
-                "{}. Configure credentials (environment, `aws configure`, `aws sso login`) or pass `--profile`",
-                msg.trim_end_matches('.')
-            ),
-        ),
-        LookupError::Timeout(secs) => (
-            Code::LockAws,
-            format!("reading the SSM parameter {name} timed out after {secs}s"),
-            "check the network and `AWS_ENDPOINT_URL`, then run `bake lock` again".to_owned(),
-        ),
-        other => (
-            Code::LockAws,
-            format!("reading the SSM parameter {name} in {region} failed"),
-            lookup_text(other),
-        ),
-    };
-    at_all(Diag::error(code, message), spans, "the base AMI to lock").help(help)
-}
-
-fn flake_diag(shown: &str, e: &LookupError, spans: &[Span]) -> Diag {
-    let (code, message, help) = match e {
-        LookupError::NixMissing => (
-            Code::LockNixMissing,
-            "`nix` is not installed (or not on PATH): bake locks flakes with `nix flake metadata`".to_owned(),
-            "install Nix: https://nixos.org/download (or `apt-get install nix-bin` on Debian and Ubuntu, or the Determinate installer https://install.determinate.systems/nix), then run `bake lock` again".to_owned(),
-        ),
-        LookupError::CheckoutMissing(_) => (
-            Code::LockCheckout,
-            format!("the flake checkout {shown} does not exist or is not a directory"),
-            "`checkout=` is relative to the spec file; clone the flake's repository there".to_owned(),
-        ),
-        LookupError::NixFailed { status, stderr } => (
-            Code::LockNix,
-            format!("`nix flake metadata` failed on {shown} ({status})"),
-            format!("nix said:\n{}", stderr.trim_end()),
-        ),
-        LookupError::Timeout(secs) => (
-            Code::LockNix,
-            format!("`nix flake metadata` on {shown} timed out after {secs}s"),
-            "an input missing from the flake's `flake.lock` makes nix fetch it; run `nix flake lock` in the checkout and commit".to_owned(),
-        ),
-        other => (
-            Code::LockNix,
-            format!("cannot read the flake {shown}"),
-            lookup_text(other),
-        ),
-    };
-    at_all(Diag::error(code, message), spans, "the flake to lock").help(help)
-}
-
-fn download_diag(url: &str, e: &LookupError, spans: &[Span]) -> Diag {
-    let (message, help) = match e {
-        LookupError::CurlMissing => (
-            "`curl` is not installed (or not on PATH): `bake lock` downloads the Nix installer with it to record its SHA-256".to_owned(),
-            "install curl (`apt-get install curl`, `dnf install curl-minimal`), or set BAKE_NIX_INSTALLER_MIRROR to a `file://` directory holding the installer binaries, then run `bake lock` again".to_owned(),
-        ),
-        LookupError::Timeout(secs) => (
-            format!("downloading {url} timed out after {secs}s"),
-            "check the network (or set BAKE_NIX_INSTALLER_MIRROR to a reachable copy), then run `bake lock` again".to_owned(),
-        ),
-        other => (
-            format!("cannot download the Nix installer {url}"),
-            format!(
-                "{}. Check the installer version in the spec; a machine without access to the release host can set BAKE_NIX_INSTALLER_MIRROR to a base URL or `file://` directory with the same files",
-                lookup_text(other).trim_end_matches('.')
-            ),
-        ),
-    };
-    at_all(
-        Diag::error(Code::LockDownload, message),
-        spans,
-        "the installer to pin",
-    )
-    .help(help)
-}
-
-fn lookup_text(e: &LookupError) -> String {
-    match e {
-        LookupError::ParameterNotFound(m)
-        | LookupError::AccessDenied(m)
-        | LookupError::NoCredentials(m)
-        | LookupError::Aws(m) => m.clone(),
-        LookupError::CheckoutMissing(p) => format!("{} does not exist", p.display()),
-        LookupError::NixMissing => "nix is not installed".to_owned(),
-        LookupError::NixFailed { status, stderr } => format!("nix failed ({status}): {stderr}"),
-        LookupError::Timeout(s) => format!("timed out after {s}s"),
-        LookupError::Download(m) => m.clone(),
-        LookupError::CurlMissing => "curl is not installed".to_owned(),
     }
 }
 
