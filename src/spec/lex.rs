@@ -381,6 +381,24 @@ impl Scanner<'_> {
     }
 }
 
+/// Where the first `{` deeper than `limit` is, if any.
+pub fn deeper_than(text: &str, limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for t in tokenize(text) {
+        match t.kind {
+            Kind::Open => {
+                depth += 1;
+                if depth > limit {
+                    return Some(t.start);
+                }
+            }
+            Kind::Close => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// How deeply `{ }` blocks nest, as kdl nests them in valid KDL.
 pub fn max_depth(text: &str) -> usize {
     let mut depth = 0usize;
@@ -424,4 +442,168 @@ pub fn significant(text: &str) -> Vec<(usize, char)> {
             !(is_space(c) || is_newline(c) || c.is_whitespace())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kdl::KdlDocument;
+
+    fn parses(text: &str) -> Option<KdlDocument> {
+        KdlDocument::parse(text).ok()
+    }
+
+    /// Every code point's class, asked of kdl itself: a line break ends a line continuation, a space separates
+    /// entries, an identifier character continues a bare name, a disallowed one is refused even in a string.
+    #[test]
+    fn every_code_point_is_classified_as_kdl_classifies_it() {
+        let mut checked = 0;
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            // Above the BMP's special blocks every code point is an ordinary character; a sample suffices.
+            if c as u32 > 0x3100 && c as u32 != 0xFEFF && c as u32 % 61 != 0 {
+                continue;
+            }
+            checked += 1;
+            let one_entry = |t: &str| {
+                parses(t).is_some_and(|d| d.nodes().len() == 1 && d.nodes()[0].entries().len() == 1)
+            };
+            assert_eq!(
+                one_entry(&format!("a \\{c}b")),
+                is_newline(c),
+                "newline {:?}",
+                c
+            );
+            assert_eq!(one_entry(&format!("a{c}b")), is_space(c), "space {:?}", c);
+            let name = parses(&format!("a{c}")).is_some_and(|d| {
+                d.nodes().len() == 1 && d.nodes()[0].name().value() == format!("a{c}")
+            });
+            assert_eq!(name, is_identifier_char(c), "identifier {:?}", c);
+            let in_string = parses(&format!("a \"{c}\"")).is_some();
+            let special = matches!(c, '"' | '\\') || is_newline(c);
+            assert_eq!(
+                !in_string && !special,
+                is_disallowed(c),
+                "disallowed {:?}",
+                c
+            );
+        }
+        assert!(checked > 12_000);
+    }
+
+    /// A small deterministic generator (xorshift), so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as usize
+        }
+    }
+
+    /// Pieces of KDL that change how braces are read: every line break and space, escapes, each string form,
+    /// comments, slashdash, type annotations.
+    const FRAGMENTS: &[&str] = &[
+        "a",
+        "b1",
+        " ",
+        "\t",
+        "\u{A0}",
+        "{",
+        "}",
+        "{ ",
+        " }",
+        "\n",
+        "\r\n",
+        "\r",
+        "\u{85}",
+        "\u{0B}",
+        "\u{0C}",
+        "\u{2028}",
+        "\u{2029}",
+        "\\",
+        " \\\n",
+        " \\\u{0C}",
+        " \\\u{2028}",
+        " \\ // c\n",
+        "\"",
+        "\"x\"",
+        "\"\\\"\"",
+        "\"\\\r\n\"",
+        "\"\\\u{85} \"",
+        "\"{\"",
+        "\"}\"",
+        "#\"",
+        "\"#",
+        "#\"{\"#",
+        "##\"}\"#\"##",
+        "\"\"\"\n",
+        "\n\"\"\"",
+        "\"\"\"\n{\n\"\"\"",
+        "#\"\"\"\n}\n\"\"\"#",
+        "/*",
+        "*/",
+        "/* { */",
+        "/* /* } */ */",
+        "//",
+        "// {\n",
+        "/-",
+        "/- ",
+        ";",
+        "=",
+        "k=",
+        "(",
+        ")",
+        "(t)",
+        "(\"{\")",
+        "1",
+        "#true",
+        "x ",
+    ];
+
+    fn generate(rng: &mut Rng) -> String {
+        let n = 1 + rng.next() % 24;
+        (0..n)
+            .map(|_| FRAGMENTS[rng.next() % FRAGMENTS.len()])
+            .collect()
+    }
+
+    /// On every generated text kdl accepts, the nesting the scanner counts is the depth of kdl's tree (at least
+    /// that when a `/-` comments out a block, which kdl parses and drops); and whatever kdl makes of a text, the
+    /// parse stays within its stack (an overflow would abort this test).
+    #[test]
+    fn nesting_agrees_with_kdl_on_generated_documents() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut compared = 0;
+        let texts: Vec<String> = (0..60_000).map(|_| generate(&mut rng)).collect();
+        for text in &texts {
+            let parsed = crate::spec::stack::with_stack(text, || KdlDocument::parse(text)).unwrap();
+            if let Ok(doc) = parsed {
+                let tree = crate::spec::stack::depth(&doc);
+                if scan(text).slashdashes.is_empty() {
+                    assert_eq!(max_depth(text), tree, "{text:?}");
+                    compared += 1;
+                } else {
+                    assert!(max_depth(text) >= tree, "{text:?}");
+                }
+            }
+        }
+        assert!(compared > 3_000, "only {compared} documents parsed");
+    }
+
+    #[test]
+    fn line_continuations_and_string_escapes_do_not_hide_braces() {
+        for nl in NEWLINES {
+            assert_eq!(
+                max_depth(&format!("a \\{nl}{{b \\{nl}{{c}}}}")),
+                2,
+                "{nl:?}"
+            );
+            assert_eq!(max_depth(&format!("a \"\\{nl}\" {{b {{c}}}}")), 2, "{nl:?}");
+        }
+        assert_eq!(
+            max_depth("a #\"{\"# \"\"\"\n{\n\"\"\" /* { /* { */ */ // {\n"),
+            0
+        );
+    }
 }

@@ -39,10 +39,10 @@ pub fn shape(doc: &KdlDocument) -> (Tree, Vec<Diag>) {
 /// Text nested deeper than any spec could be is refused before kdl parses it (`stack` keeps kdl's recursion within
 /// its stack; this keeps what comes after it — checks, formatting, dropping the tree — shallow).
 pub fn too_deep(text: &str) -> Option<Diag> {
-    (lex::max_depth(text) > lex::MAX_DEPTH).then(depth_diag)
+    lex::deeper_than(text, lex::MAX_DEPTH).map(depth_diag)
 }
 
-fn depth_diag() -> Diag {
+fn depth_diag(offset: usize) -> Diag {
     Diag::error(
         Code::Syntax,
         format!(
@@ -50,7 +50,7 @@ fn depth_diag() -> Diag {
             lex::MAX_DEPTH
         ),
     )
-    .label(crate::source::span(0, 0), "here")
+    .label(crate::source::span(offset, 1), "this block is too deep")
     .help("a bake spec nests three levels (fleet > rollout > checkpoints)")
 }
 

@@ -88,7 +88,7 @@ pub fn parse(text: &str) -> Result<KdlDocument, Failure> {
 pub fn checked(parsed: Result<KdlDocument, KdlError>) -> Result<KdlDocument, Failure> {
     let doc = parsed.map_err(Failure::Syntax)?;
     if depth(&doc) > super::lex::MAX_DEPTH {
-        return Err(Failure::Refused(super::depth_diag()));
+        return Err(Failure::Refused(super::depth_diag(0)));
     }
     Ok(doc)
 }
