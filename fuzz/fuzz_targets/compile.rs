@@ -9,7 +9,8 @@ use bake::source::SourceFile;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let lock = Lock::from_json(include_str!("../../specs/web.lock.json")).expect("the example lock parses");
+    let lock = Lock::from_json(include_str!("../../specs/web.lock.json"))
+        .expect("the example lock parses");
     let file = SourceFile::new("web.kdl", text);
     let (Some(plan), diags) = bake::check_source(&file) else {
         return;

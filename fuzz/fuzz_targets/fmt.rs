@@ -11,7 +11,10 @@ fuzz_target!(|text: &str| {
     let Ok(out) = format(&SourceFile::new("fuzz.kdl", text)) else {
         return;
     };
-    assert!(bake::spec::stack::parse(&out).is_ok(), "output does not parse: {out:?}");
+    assert!(
+        bake::spec::stack::parse(&out).is_ok(),
+        "output does not parse: {out:?}"
+    );
     let kept: String = significant(text).into_iter().map(|(_, c)| c).collect();
     let got: String = significant(&out).into_iter().map(|(_, c)| c).collect();
     assert_eq!(kept, got, "formatting lost text");

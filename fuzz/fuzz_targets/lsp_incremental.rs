@@ -18,6 +18,9 @@ fuzz_target!(|text: &str| {
     let editor = diagnose(&uri, &file, &mut chunks);
     let index = LineIndex::new(&file.text);
     let (_, diags) = bake::check_source(&file);
-    let full: Vec<_> = diags.iter().map(|d| to_lsp(&uri, &file.text, &index, d)).collect();
+    let full: Vec<_> = diags
+        .iter()
+        .map(|d| to_lsp(&uri, &file.text, &index, d))
+        .collect();
     assert_eq!(editor, full);
 });
