@@ -10,10 +10,16 @@
 //! - it removes blank lines between nodes and mis-indents comments before a `}`: bake keeps one blank line where
 //!   there was at least one, and indents comments like the nodes around them.
 //!
-//! Lines inside a multi-line `/* ... */` comment are re-indented (trimmed); their text is kept.
+//! - it loses what follows a children block's `}` on the same line (`} // why`, `} /* x */`, and with it the line
+//!   break, so the blank line after goes too): bake reads it back from the text.
 //!
-//! Then it checks its own work: the result must parse to the same nodes and values, with the same comments in the
-//! same order. If not (a layout this module does not know), formatting fails and the file is left alone.
+//! Lines inside a multi-line `/* ... */` comment are re-indented (trimmed); their text is kept. Every KDL line
+//! break (CR, NEL, FF, U+2028 ...) becomes `\n`, or `\r\n` in a file that uses CRLF throughout.
+//!
+//! Then it checks its own work against the user's text, not against kdl's reading of it: the result must parse to
+//! the same nodes and values, and keep every character of the original but whitespace, line breaks, `;` between
+//! nodes and the `\` of line continuations (`spec::lex::significant`), in the same order. If not (a layout this
+//! module does not know), formatting fails, naming what would be lost, and the file is left alone.
 
 use std::fmt;
 
@@ -21,6 +27,8 @@ use kdl::{KdlDocument, KdlNode};
 
 use crate::diag::Diag;
 use crate::source::SourceFile;
+use crate::spec::lex::{self, Kind};
+use crate::spec::stack::{self, Failure};
 
 const INDENT: &str = "    ";
 
@@ -50,10 +58,16 @@ impl std::error::Error for FmtError {}
 
 /// The canonical text of a spec. `format(format(x)) == format(x)`.
 pub fn format(file: &SourceFile) -> Result<String, FmtError> {
-    if let Some(d) = crate::spec::too_deep(&file.text) {
-        return Err(FmtError::Syntax(vec![d]));
-    }
-    let original = KdlDocument::parse(&file.text).map_err(|_| syntax_error(file))?;
+    let text = lf_newlines(&file.text);
+    let original = match stack::parse(&text) {
+        Ok(doc) => doc,
+        Err(Failure::Refused(d)) => return Err(FmtError::Syntax(vec![d])),
+        Err(Failure::Syntax(_)) => return Err(syntax_error(file)),
+    };
+    let mut original = original;
+    restore_lost_terminators(&mut original, &text);
+    // What kdl kept of the text must be all of it; otherwise nothing below could keep it.
+    lost(&file.text, &original.to_string())?;
     let mut doc = original.clone();
     let mut notes = Notes::default();
     collect(&doc, &mut notes);
@@ -64,7 +78,7 @@ pub fn format(file: &SourceFile) -> Result<String, FmtError> {
     repair(&mut doc, 0, &mut nodes, &mut docs);
     let out = doc.to_string();
 
-    let Ok(again) = KdlDocument::parse(&out) else {
+    let Ok(again) = stack::parse(&out) else {
         return Err(FmtError::Unsafe("produce text that does not parse".into()));
     };
     if !same_document(&original, &again) {
@@ -72,10 +86,99 @@ pub fn format(file: &SourceFile) -> Result<String, FmtError> {
             "change the document's nodes or values".into(),
         ));
     }
-    if decor(&original) != decor(&again) {
-        return Err(FmtError::Unsafe("lose or move a comment".into()));
+    lost(&file.text, &out)?;
+    let crlf = file.text.contains("\r\n")
+        && file.text.matches('\n').count() == file.text.matches("\r\n").count();
+    Ok(if crlf { out.replace('\n', "\r\n") } else { out })
+}
+
+/// The text with every KDL line break (`\r\n`, `\r`, NEL, VT, FF, U+2028, U+2029) turned into `\n`: the same
+/// document (multi-line strings' values already have `\n`), in the one form the layout code below knows.
+fn lf_newlines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(c) = text[i..].chars().next() {
+        match lex::newline_at(text, i) {
+            Some(n) => {
+                out.push('\n');
+                i += n;
+            }
+            None => {
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
     }
-    Ok(out)
+    out
+}
+
+/// kdl 6.7 drops what follows a children block's `}` when spaces come first (`} // why`, `} /* x */ ;`): the node's
+/// span ends after the spaces and comments, and the terminator after it is consumed by nothing. Both are put back
+/// from the text into the node's format.
+fn restore_lost_terminators(doc: &mut KdlDocument, text: &str) {
+    for node in doc.nodes_mut() {
+        if let Some(children) = node.children_mut() {
+            restore_lost_terminators(children, text);
+        } else {
+            continue;
+        }
+        let (start, end) = (
+            node.span().offset(),
+            node.span().offset() + node.span().len(),
+        );
+        let Some(f) = node.format_mut() else { continue };
+        if !f.terminator.is_empty() || end > text.len() {
+            continue;
+        }
+        // After the last token of the node (its `}`, or that of slashdashed children) only spaces and comments.
+        let last = lex::tokenize(&text[start..end])
+            .iter()
+            .rfind(|t| t.kind != Kind::End)
+            .map_or(end, |t| start + t.end);
+        f.before_terminator.push_str(&text[last..end]);
+        f.terminator = terminator_at(text, end).to_owned();
+    }
+}
+
+/// KDL's `node-terminator` at `i`: `;`, a line break, or a `//` comment with its line break; empty if none.
+fn terminator_at(text: &str, i: usize) -> &str {
+    let rest = &text[i..];
+    if rest.starts_with(';') {
+        return &rest[..1];
+    }
+    if let Some(n) = lex::newline_at(text, i) {
+        return &rest[..n];
+    }
+    if rest.starts_with("//") {
+        let end = (i..text.len())
+            .find(|&j| text.is_char_boundary(j) && lex::newline_at(text, j).is_some())
+            .map_or(text.len(), |j| j + lex::newline_at(text, j).unwrap_or(0));
+        return &text[i..end];
+    }
+    ""
+}
+
+/// Fails when `out` does not keep every character of `original` that formatting must keep, naming the first one.
+fn lost(original: &str, out: &str) -> Result<(), FmtError> {
+    let a = lex::significant(original);
+    let b = lex::significant(out);
+    let Some(i) = (0..a.len()).find(|&i| b.get(i).map(|x| x.1) != Some(a[i].1)) else {
+        if b.len() == a.len() {
+            return Ok(());
+        }
+        return Err(FmtError::Unsafe("add text that was not there".into()));
+    };
+    let offset = a[i].0;
+    let file = SourceFile::new("", original);
+    let (line, column) = file.line_col(offset);
+    let rest = &original[offset..];
+    let end = (0..rest.len())
+        .find(|&j| rest.is_char_boundary(j) && lex::newline_at(rest, j).is_some())
+        .unwrap_or(rest.len());
+    let snippet: String = rest[..end].trim_end().chars().take(40).collect();
+    Err(FmtError::Unsafe(format!(
+        "lose or move `{snippet}` (line {line}, column {column})"
+    )))
 }
 
 /// The syntax diagnostics, exactly as `bake check` reports them.
@@ -292,55 +395,6 @@ fn same_document(a: &KdlDocument, b: &KdlDocument) -> bool {
                     _ => false,
                 }
         })
-}
-
-/// Every comment, slashdash and other non-node text of a document in order, without whitespace (and without `;`
-/// and `\`, which formatting may turn into line breaks).
-fn decor(doc: &KdlDocument) -> String {
-    let mut out = String::new();
-    decor_into(doc, &mut out);
-    out.chars()
-        .filter(|c| !c.is_whitespace() && *c != ';' && *c != '\\')
-        .collect()
-}
-
-fn decor_into(doc: &KdlDocument, out: &mut String) {
-    let f = doc.format().cloned().unwrap_or_default();
-    out.push_str(&f.leading);
-    for node in doc.nodes() {
-        let nf = node.format().cloned().unwrap_or_default();
-        for part in [
-            &nf.leading,
-            &nf.before_ty_name,
-            &nf.after_ty_name,
-            &nf.after_ty,
-        ] {
-            out.push_str(part);
-        }
-        for entry in node.entries() {
-            if let Some(ef) = entry.format() {
-                for part in [
-                    &ef.leading,
-                    &ef.before_ty_name,
-                    &ef.after_ty_name,
-                    &ef.after_ty,
-                    &ef.after_key,
-                    &ef.after_eq,
-                    &ef.trailing,
-                ] {
-                    out.push_str(part);
-                }
-            }
-        }
-        out.push_str(&nf.before_children);
-        if let Some(children) = node.children() {
-            decor_into(children, out);
-        }
-        for part in [&nf.before_terminator, &nf.terminator, &nf.trailing] {
-            out.push_str(part);
-        }
-    }
-    out.push_str(&f.trailing);
 }
 
 #[cfg(test)]

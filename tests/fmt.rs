@@ -140,15 +140,77 @@ fn comments_survive_in_every_position() {
     assert_eq!(fmt(&once), once);
 }
 
+/// A file that uses CRLF throughout keeps it; mixed line breaks become `\n`.
 #[test]
 fn unicode_and_crlf() {
     let text = "stack \"wéb\" region=\"us-east-1\" {\r\n  tags owner=\"Jürgen 😀\"   // ü\r\n}\r\n";
     let once = fmt(text);
     assert_eq!(
         once,
-        "stack \"wéb\" region=\"us-east-1\" {\n    tags owner=\"Jürgen 😀\" // ü\n}\n"
+        "stack \"wéb\" region=\"us-east-1\" {\r\n    tags owner=\"Jürgen 😀\" // ü\r\n}\r\n"
     );
     assert_eq!(fmt(&once), once);
+    let mixed = text.replacen("\r\n", "\n", 1);
+    assert_eq!(fmt(&mixed), once.replace("\r\n", "\n"));
+}
+
+/// kdl 6.7 drops what follows a children block's `}` on its line; `bake fmt` keeps it, and the blank line after.
+#[test]
+fn comments_after_a_closing_brace_are_kept() {
+    let cases = [
+        ("a {\n} // keep me\n\nb\n", "a {\n} // keep me\n\nb\n"),
+        ("a {\n}   /* x */\nb\n", "a {\n} /* x */\nb\n"),
+        (
+            "x {\n  a {\n  }   // k\n}\n",
+            "x {\n    a {\n    } // k\n}\n",
+        ),
+        ("a {} /* y */ ; b\n", "a {\n} /* y */\nb\n"),
+        (
+            "a { b; } /- {c}   // z\n\n\nd\n",
+            "a {\n    b\n} /- {c} // z\n\nd\n",
+        ),
+        ("a {\n}// tight\nb", "a {\n} // tight\nb\n"),
+    ];
+    for (text, want) in cases {
+        let once = fmt(text);
+        assert_eq!(once, want, "{text:?}");
+        assert_eq!(fmt(&once), once);
+    }
+}
+
+/// Every KDL line break ends a `//` comment and a node; formatting writes `\n`.
+#[test]
+fn every_kdl_line_break_is_a_line_break() {
+    for nl in [
+        "\r", "\n", "\r\n", "\u{85}", "\u{0B}", "\u{0C}", "\u{2028}", "\u{2029}",
+    ] {
+        let text = format!(
+            "stack \"web\" //{nl}image \"w\" {{{nl}  // c{nl}  base ami=\"ami-1\"{nl}}} // d{nl}"
+        );
+        let once = format(&SourceFile::new("t.kdl", text.as_str()))
+            .unwrap_or_else(|e| panic!("{nl:?}: {e}"));
+        let want = "stack \"web\" //\nimage \"w\" {\n    // c\n    base ami=\"ami-1\"\n} // d\n";
+        assert_eq!(
+            once,
+            if nl == "\r\n" {
+                want.replace('\n', "\r\n")
+            } else {
+                want.to_owned()
+            },
+            "{nl:?}"
+        );
+    }
+}
+
+/// A layout kdl itself cannot give back (a comment inside a type annotation) is refused, naming what would go.
+#[test]
+fn a_layout_that_would_lose_text_is_refused() {
+    for text in ["node (/* why */t)1\n", "(/*c*/t)a 1\n"] {
+        match format(&SourceFile::new("t.kdl", text)) {
+            Err(FmtError::Unsafe(why)) => assert!(why.contains("/*"), "{why}"),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
 }
 
 fn bake(args: &[&str]) -> std::process::Output {
@@ -212,6 +274,19 @@ fn cli_check_write_and_refusal() {
     assert_ne!(std::fs::read_to_string(&messy).unwrap(), messy_text);
     let out = bake(&["fmt", "--check", &s(&broken)]);
     assert_eq!(out.status.code(), Some(1));
+
+    // A layout that formatting would lose text of: refused, exit 1, untouched.
+    let lossy = dir.path().join("lossy.kdl");
+    let lossy_text = "stack \"web\" region=(/* why */t)\"us-east-1\"\n";
+    std::fs::write(&lossy, lossy_text).unwrap();
+    let out = bake(&["fmt", &s(&lossy)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("/* why */") && err.contains("left as it is"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&lossy).unwrap(), lossy_text);
 
     // A missing file: exit 3. No file at all: usage error.
     assert_eq!(

@@ -81,3 +81,107 @@ fn severity(s: Severity) -> DiagnosticSeverity {
         Severity::Advice => DiagnosticSeverity::HINT,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `bake check` reports, converted the same way.
+    fn full(uri: &Uri, file: &SourceFile) -> Vec<Diagnostic> {
+        let index = LineIndex::new(&file.text);
+        let (_, diags) = crate::check_source(file);
+        diags
+            .iter()
+            .map(|d| to_lsp(uri, &file.text, &index, d))
+            .collect()
+    }
+
+    /// Text a user types or pastes, including what KDL treats specially: every line break, a byte-order mark,
+    /// slashdash, braces, quotes, escapes, comment openers.
+    const TYPED: &[&str] = &[
+        "\u{FEFF}",
+        "\u{FEFF}stack \"x\"\n",
+        "\n",
+        "\r\n",
+        "\r",
+        "\u{85}",
+        "\u{0C}",
+        "\u{0B}",
+        "\u{2028}",
+        "\u{2029}",
+        "/-",
+        "/- ",
+        "{",
+        "}",
+        "\"",
+        "\"\"\"\n",
+        "#\"",
+        "\\",
+        " \\\n",
+        "/*",
+        "*/",
+        "//",
+        ";",
+        "=",
+        "(",
+        ")",
+        " x",
+        "\n\n",
+        "image \"w\" {\n",
+        "\u{A0}",
+        "\t",
+    ];
+
+    /// Editor diagnostics equal `bake check`'s after any edit: random insertions and deletions on every spec of
+    /// the corpus, with the previous text in the cache as in the editor.
+    #[test]
+    fn editor_diagnostics_equal_bake_checks_after_generated_edits() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let uri: Uri = "file:///t.kdl".parse().unwrap();
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as usize
+        };
+        let mut compared = 0;
+        for d in ["specs", "tests/specs/err"] {
+            for entry in std::fs::read_dir(dir.join(d)).unwrap().flatten() {
+                if entry.path().extension().is_none_or(|x| x != "kdl") {
+                    continue;
+                }
+                let original = std::fs::read_to_string(entry.path()).unwrap();
+                let mut chunks = Chunks::default();
+                let mut text = original.clone();
+                for step in 0..60 {
+                    if step % 20 == 0 {
+                        text = original.clone();
+                    }
+                    let mut at = rand() % (text.len() + 1);
+                    while !text.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    // Half the edits at the start of a line, where pieces start.
+                    if rand() % 2 == 0 {
+                        at = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                    }
+                    if rand() % 4 == 0 {
+                        let mut end = (at + 1 + rand() % 12).min(text.len());
+                        while !text.is_char_boundary(end) {
+                            end += 1;
+                        }
+                        text.replace_range(at..end, "");
+                    } else {
+                        text.insert_str(at, TYPED[rand() % TYPED.len()]);
+                    }
+                    let file = SourceFile::new("t.kdl", text.as_str());
+                    let editor = diagnose(&uri, &file, &mut chunks);
+                    assert_eq!(editor, full(&uri, &file), "{text:?}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 500, "{compared}");
+    }
+}

@@ -6,14 +6,22 @@
 //! document a full parse gives (same nodes, values and spans; `tests` compares them), or `None` when a piece
 //! does not parse on its own, and then the caller parses the whole text to get kdl's own error report.
 //!
+//! A piece is parsed as a document of its own, so it is only accepted where that cannot differ from the whole:
+//! pieces end at line breaks at the top level (outside blocks, strings and comments, by KDL's own definitions in
+//! `spec::lex`) that do not follow a `/-` (which comments out what comes after the line break), and a later piece
+//! may not start with a byte-order mark (a document may; the middle of one may not). Otherwise `None`.
+//!
+//! The pieces are parsed on one thread with a stack sized for the whole text (`spec::stack`).
+//!
 //! `lsp::diagnostics` hands the result to `crate::check_document`, the same checks `bake check` runs.
 
 use std::collections::HashMap;
 
 use kdl::{KdlDocument, KdlEntry, KdlIdentifier, KdlNode};
 
-use super::context::{self, Kind};
 use crate::source::span;
+use crate::spec::lex::{self, Kind};
+use crate::spec::stack;
 
 /// The parsed top-level pieces of the previous version of a document, by their text.
 #[derive(Default)]
@@ -24,6 +32,13 @@ pub struct Chunks {
 impl Chunks {
     /// Parses `text` piece by piece, reusing the pieces parsed last time. `None` if a piece does not parse.
     pub fn parse(&mut self, text: &str) -> Option<KdlDocument> {
+        if crate::spec::too_deep(text).is_some() {
+            return None;
+        }
+        stack::with_stack(text, || self.parse_pieces(text)).ok()?
+    }
+
+    fn parse_pieces(&mut self, text: &str) -> Option<KdlDocument> {
         let mut cache = HashMap::new();
         let mut doc = KdlDocument::new();
         let mut ok = true;
@@ -32,7 +47,10 @@ impl Chunks {
             let parsed = self
                 .cache
                 .remove(piece)
-                .unwrap_or_else(|| KdlDocument::parse(piece).ok());
+                .unwrap_or_else(|| stack::checked(KdlDocument::parse(piece)).ok());
+            if start > 0 && piece.starts_with('\u{FEFF}') {
+                ok = false;
+            }
             match &parsed {
                 Some(p) => doc
                     .nodes_mut()
@@ -47,16 +65,27 @@ impl Chunks {
     }
 }
 
-/// Byte ranges of the top-level pieces: each ends after a line break outside any `{ }`, string or comment.
+/// Byte ranges of the top-level pieces: each ends after a line break outside any `{ }`, string or comment, and not
+/// after a `/-`.
 pub fn split(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;
-    for t in context::tokenize(text) {
+    let scan = lex::scan(text);
+    let mut slashdashes = scan.slashdashes.iter().peekable();
+    // A `/-` not yet followed by a token: it comments out what comes after the line breaks.
+    let mut pending_slashdash = false;
+    for t in scan.tokens {
+        while slashdashes.next_if(|&&sd| sd < t.start).is_some() {
+            pending_slashdash = true;
+        }
+        if t.kind != Kind::End {
+            pending_slashdash = false;
+        }
         match t.kind {
             Kind::Open => depth += 1,
             Kind::Close => depth = depth.saturating_sub(1),
-            Kind::End if depth == 0 && text.as_bytes()[t.start] != b';' => {
+            Kind::End if depth == 0 && text.as_bytes()[t.start] != b';' && !pending_slashdash => {
                 if t.end - start > 0 {
                     out.push((start, t.end));
                 }

@@ -173,9 +173,25 @@ impl Server {
                     .and_then(|d| hover::hover(d.text(), &d.index, d.offset(pos.position)))
             }),
             Formatting::METHOD => {
-                self.with_params(id, req.params, |s, p: DocumentFormattingParams| {
-                    s.docs.get(&p.text_document.uri).and_then(format_edits)
-                })
+                let unsafe_layout = std::cell::RefCell::new(None);
+                let response =
+                    self.with_params(id.clone(), req.params, |s, p: DocumentFormattingParams| {
+                        match s.docs.get(&p.text_document.uri).map(format_edits) {
+                            Some(Err(message)) => {
+                                *unsafe_layout.borrow_mut() = Some(message);
+                                None
+                            }
+                            Some(Ok(edits)) => edits,
+                            None => None,
+                        }
+                    });
+                // No edit, and the editor shows why (`bake fmt`'s message: what formatting would lose).
+                match unsafe_layout.into_inner() {
+                    Some(message) => {
+                        Response::new_err(id, ErrorCode::RequestFailed as i32, message)
+                    }
+                    None => response,
+                }
             }
             _ => Response::new_err(
                 id,
@@ -281,17 +297,22 @@ fn publish(
     )
 }
 
-/// `bake fmt` as one edit replacing the whole document; none when it is formatted or does not parse.
-fn format_edits(doc: &Document) -> Option<Vec<TextEdit>> {
-    let formatted = crate::fmt::format(&doc.file).ok()?;
+/// `bake fmt` as one edit replacing the whole document; none when it is formatted or does not parse (the
+/// diagnostics say why); `Err` with `bake fmt`'s message when formatting would lose some of the text.
+fn format_edits(doc: &Document) -> Result<Option<Vec<TextEdit>>, String> {
+    let formatted = match crate::fmt::format(&doc.file) {
+        Ok(f) => f,
+        Err(crate::fmt::FmtError::Syntax(_)) => return Ok(None),
+        Err(e @ crate::fmt::FmtError::Unsafe(_)) => return Err(format!("bake fmt: {e}")),
+    };
     if formatted == doc.text() {
-        return Some(Vec::new());
+        return Ok(Some(Vec::new()));
     }
     let end = doc.index.position(doc.text(), doc.text().len());
-    Some(vec![TextEdit::new(
+    Ok(Some(vec![TextEdit::new(
         Range::new(Position::new(0, 0), end),
         formatted,
-    )])
+    )]))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod grammar;
 pub mod lex;
 pub mod schema;
 mod shape;
+pub mod stack;
 pub mod suggest;
 pub mod tree;
 
@@ -20,15 +21,13 @@ pub use tree::{Item, Tree, Value};
 
 /// Parses a spec. Returns `None` for the tree when the text is not KDL at all (the syntax layer failed).
 pub fn parse(file: &SourceFile) -> (Option<Tree>, Vec<Diag>) {
-    if let Some(d) = too_deep(&file.text) {
-        return (None, vec![d]);
-    }
-    match KdlDocument::parse(&file.text) {
+    match stack::parse(&file.text) {
         Ok(doc) => {
             let (tree, diags) = shape(&doc);
             (Some(tree), diags)
         }
-        Err(err) => (None, syntax_diags(file, &err)),
+        Err(stack::Failure::Syntax(err)) => (None, syntax_diags(file, &err)),
+        Err(stack::Failure::Refused(d)) => (None, vec![d]),
     }
 }
 
@@ -39,26 +38,29 @@ pub fn shape(doc: &KdlDocument) -> (Tree, Vec<Diag>) {
     (Tree { items }, diags.into_vec())
 }
 
-/// kdl's parser recurses once per `{ }` level; text nested deeper than any spec could be is refused before it can
-/// exhaust the stack.
+/// Text nested deeper than any spec could be is refused before kdl parses it (`stack` keeps kdl's recursion within
+/// its stack; this keeps what comes after it — checks, formatting, dropping the tree — shallow).
 pub fn too_deep(text: &str) -> Option<Diag> {
-    (lex::max_depth(text) > lex::MAX_DEPTH).then(|| {
-        Diag::error(
-            Code::Syntax,
-            format!(
-                "`{{ }}` blocks nest more than {} levels deep; bake does not parse this",
-                lex::MAX_DEPTH
-            ),
-        )
-        .label(crate::source::span(0, 0), "here")
-        .help("a bake spec nests three levels (fleet > rollout > checkpoints)")
-    })
+    lex::deeper_than(text, lex::MAX_DEPTH).map(depth_diag)
+}
+
+fn depth_diag(offset: usize) -> Diag {
+    Diag::error(
+        Code::Syntax,
+        format!(
+            "`{{ }}` blocks nest more than {} levels deep; bake does not parse this",
+            lex::MAX_DEPTH
+        ),
+    )
+    .label(crate::source::span(offset, 1), "this block is too deep")
+    .help("a bake spec nests three levels (fleet > rollout > checkpoints)")
 }
 
 /// Maps kdl's syntax errors into bake's, with hints for the mistakes KDL v2 makes easy.
 fn syntax_diags(file: &SourceFile, err: &kdl::KdlError) -> Vec<Diag> {
     let len = file.text.len();
     let mut out: Vec<Diag> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for d in &err.diagnostics {
         let offset = d.span.offset().min(len);
         let span = crate::source::span(offset, d.span.len().min(len - offset));
@@ -79,11 +81,7 @@ fn syntax_diags(file: &SourceFile, err: &kdl::KdlError) -> Vec<Diag> {
             _ => d.help.clone(),
         };
         // Recovery after one error often yields a second diagnostic on the same spot; keep the first.
-        if out.iter().any(|o| {
-            o.labels
-                .first()
-                .is_some_and(|l| l.span.offset() == span.offset())
-        }) {
+        if !seen.insert(span.offset()) {
             continue;
         }
         let label = d.label.clone().unwrap_or_else(|| "here".to_owned());
