@@ -203,6 +203,10 @@ struct NodeNote {
     before_children: String,
     before_terminator: String,
     terminator: String,
+    /// How the node's name and its properties' names were written (`"my-node"`, `"bake:fleet"=…`): autoformat
+    /// rewrites identifiers in their plainest form, which would change characters the user wrote.
+    name_repr: Option<String>,
+    entry_name_reprs: Vec<Option<String>>,
 }
 
 fn collect(doc: &KdlDocument, notes: &mut Notes) {
@@ -221,6 +225,12 @@ fn collect(doc: &KdlDocument, notes: &mut Notes) {
             before_children: f.before_children.clone(),
             before_terminator: f.before_terminator.clone(),
             terminator: f.terminator.clone(),
+            name_repr: node.name().repr().map(str::to_owned),
+            entry_name_reprs: node
+                .entries()
+                .iter()
+                .map(|e| e.name().and_then(|n| n.repr()).map(str::to_owned))
+                .collect(),
         });
         previous_terminator = Some(f.terminator);
         if let Some(children) = node.children() {
@@ -308,6 +318,14 @@ fn trailing_lines(trailing: &str, level: usize) -> String {
 }
 
 fn repair_node(node: &mut KdlNode, level: usize, note: &NodeNote) {
+    if let Some(repr) = &note.name_repr {
+        node.name_mut().set_repr(repr.clone());
+    }
+    for (entry, repr) in node.entries_mut().iter_mut().zip(&note.entry_name_reprs) {
+        if let (Some(repr), Some(name)) = (repr, entry.name_mut()) {
+            name.set_repr(repr.clone());
+        }
+    }
     for entry in node.entries_mut() {
         if let Some(f) = entry.format_mut() {
             let t = f.leading.trim();

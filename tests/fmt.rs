@@ -306,3 +306,16 @@ fn absurd_nesting_is_refused_not_a_crash() {
         Err(FmtError::Syntax(d)) if d.len() == 1
     ));
 }
+
+#[test]
+fn quoted_node_and_property_names_keep_their_quotes() {
+    // kdl's autoformat writes identifiers in their plainest form (`"bake:fleet"` → `bake:fleet`), which would
+    // change characters the user wrote; the layout keeps them as written.
+    let text = "stack \"web\"   region=\"us-east-1\" {\n    tags \"bake:fleet\"=\"mine\"  \"cost center\"=\"42\" team=\"x\"\n}\n\"image\" \"web\"\n";
+    let out = fmt(text);
+    assert_eq!(
+        out,
+        "stack \"web\" region=\"us-east-1\" {\n    tags \"bake:fleet\"=\"mine\" \"cost center\"=\"42\" team=\"x\"\n}\n\"image\" \"web\"\n"
+    );
+    assert_eq!(fmt(&out), out);
+}
