@@ -1,0 +1,143 @@
+//! The CloudFormation template, built as JSON values. Its shape is data with many conditional parts, which
+//! serde_json expresses safely (no hand-placed commas, automatic escaping); the scripts inside it come from the
+//! handlebars templates.
+
+mod common;
+mod fleet;
+mod image;
+mod retention;
+#[cfg(test)]
+mod tests;
+
+use serde_json::{Map, Value, json};
+
+use super::ImageScripts;
+use crate::check::pascal;
+use crate::check::plan::{FleetPlan, ImagePlan, ImageSource, Plan};
+use crate::lock::Resolved;
+use common::obj;
+use fleet::fleet_resources;
+use image::{ami_record, built_image};
+
+pub(crate) fn image_id(image: &ImagePlan, suffix: &str) -> String {
+    format!("Image{}{suffix}", pascal(&image.name.value))
+}
+
+pub(crate) fn fleet_id(fleet: &FleetPlan, suffix: &str) -> String {
+    format!("Fleet{}{suffix}", pascal(&fleet.name.value))
+}
+
+/// The logical id of a fleet's auto-scaling group, which instances name when they signal.
+pub(crate) fn fleet_group_id(fleet: &FleetPlan) -> String {
+    fleet_id(fleet, "Group")
+}
+
+/// The stack's tags with bake's on top: a key bake sets replaces the user's, so no key appears twice. (`check`
+/// reserves `bake:` keys, so in practice only `Name` is replaced.)
+pub(crate) fn merge_tags(
+    user: &[(String, String)],
+    ours: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = user
+        .iter()
+        .filter(|(k, _)| !ours.iter().any(|(o, _)| o == k))
+        .cloned()
+        .collect();
+    for (k, v) in ours {
+        if let Some(slot) = out.iter_mut().find(|(o, _)| o == k) {
+            slot.1.clone_from(v);
+        } else {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
+}
+
+/// The tag value naming one image of one stack: what the lifecycle policy selects and what an AMI search
+/// filters on (`aws ec2 describe-images --owners self --filters Name=tag:bake:lineage,Values=<stack>/<image>`).
+pub(crate) fn lineage(plan: &Plan, image: &ImagePlan) -> String {
+    format!("{}/{}", plan.stack.name, image.name.value)
+}
+
+/// The SSM parameter holding the AMI an image's fleets run; its history lists the AMI of every deploy.
+pub(crate) fn ami_parameter_name(plan: &Plan, image: &ImagePlan) -> String {
+    format!("/bake/{}/{}/ami", plan.stack.name, image.name.value)
+}
+
+/// The launch lifecycle hook an instance-refresh fleet's instances complete once they are ready.
+pub(crate) const READY_HOOK: &str = "bake-ready";
+
+/// The name bake gives an instance-refresh fleet's group (for `Fn::Sub`), so that its instances can name the
+/// group when they complete the launch hook without the launch template referring to the group.
+pub(crate) fn fleet_group_name_sub(fleet: &FleetPlan) -> String {
+    format!("${{AWS::StackName}}-{}", fleet.name.value)
+}
+
+pub(crate) fn template(
+    plan: &Plan,
+    resolved: &[Option<Resolved>],
+    scripts: &[Option<ImageScripts>],
+    user_data: &[Option<String>],
+) -> Value {
+    let mut resources = Map::new();
+    let mut outputs = Map::new();
+    let mut metadata_images = Map::new();
+    for ((image, resolved), scripts) in plan.images.iter().zip(resolved).zip(scripts) {
+        match (&image.source, resolved, scripts) {
+            (ImageSource::Built(build), Some(r), Some(s)) => {
+                built_image(plan, image, build, r, s, &mut resources);
+                outputs.insert(
+                    image_id(image, "AmiId"),
+                    json!({
+                        "Description": format!("The AMI built for image {}", image.name.value),
+                        "Value": {"Fn::GetAtt": [image_id(image, ""), "ImageId"]}
+                    }),
+                );
+                let mut meta = json!({"base-ami": r.base_ami, "flake-rev": r.flake_rev, "system-manager": r.system_manager_ref});
+                if build.delete_old_amis {
+                    meta["keep-amis"] = json!(build.keep_amis);
+                }
+                metadata_images.insert(image.name.value.clone(), meta);
+                ami_record(
+                    plan,
+                    image,
+                    json!({"Fn::GetAtt": [image_id(image, ""), "ImageId"]}),
+                    &mut resources,
+                    &mut outputs,
+                );
+            }
+            (ImageSource::Pinned { ami }, _, _) => {
+                outputs.insert(
+                    image_id(image, "AmiId"),
+                    json!({"Description": format!("The pinned AMI of image {}", image.name.value), "Value": ami}),
+                );
+                metadata_images.insert(image.name.value.clone(), json!({"pinned-ami": ami}));
+                ami_record(plan, image, json!(ami), &mut resources, &mut outputs);
+            }
+            _ => {}
+        }
+    }
+    for (fleet, user_data) in plan.fleets.iter().zip(user_data) {
+        fleet_resources(plan, fleet, user_data.as_deref(), &mut resources);
+        outputs.insert(
+            fleet_id(fleet, "GroupName"),
+            json!({
+                "Description": format!("The auto-scaling group of fleet {}", fleet.name.value),
+                "Value": {"Ref": fleet_group_id(fleet)}
+            }),
+        );
+    }
+    // Built by moving the maps in: `json!` would serialize each one into a copy (most of emit's time).
+    let mut bake = obj(json!({"format": 1}));
+    bake.insert("images".into(), Value::Object(metadata_images));
+    let mut metadata = Map::new();
+    metadata.insert("bake".into(), Value::Object(bake));
+    let mut template = obj(json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": format!("bake stack {}: generated from its spec by bake; edit the spec, not this template", plan.stack.name),
+    }));
+    template.insert("Metadata".into(), Value::Object(metadata));
+    template.insert("Resources".into(), Value::Object(resources));
+    template.insert("Outputs".into(), Value::Object(outputs));
+    Value::Object(template)
+}
