@@ -20,6 +20,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+#[path = "support/stack.rs"]
+mod stack;
+
+use stack::{AMI, default_subnet, text, unique};
+
 mod common;
 use common::peers::{Peer, Suite, moto_url};
 
@@ -63,41 +68,9 @@ fn main() {
     suite.run()
 }
 
-/// The AMI moto's SSM public parameters name for AL2023 in us-east-1; moto's EC2 knows it.
-const AMI: &str = "ami-0d27e0fb3bac4d724";
 /// moto's account.
 const ACCOUNT: &str = "123456789012";
 const INLINE_MAX: usize = 51_200;
-
-/// A subnet of moto's default VPC in `region` (EC2 query API; moto routes by the credential scope).
-fn default_subnet(url: &str, region: &str) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-sf",
-            "-H",
-            &format!(
-                "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/ec2/aws4_request, \
-                 SignedHeaders=host, Signature=0"
-            ),
-            &format!("{url}/?Action=DescribeSubnets&Version=2016-11-15"),
-        ])
-        .output()
-        .expect("curl runs");
-    assert!(out.status.success(), "DescribeSubnets failed: {out:?}");
-    let body = String::from_utf8_lossy(&out.stdout);
-    let start = body.find("<subnetId>").expect("moto has a default subnet") + "<subnetId>".len();
-    let end = start + body[start..].find('<').unwrap();
-    body[start..end].to_owned()
-}
-
-/// A stack name no other run uses.
-fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("bake-{test}-{}-{nanos}", std::process::id())
-}
 
 /// `app.kdl` with `images` built images, a pinned one, and 12 fleets on the pinned one; `app.lock.json` beside it.
 fn write_spec(dir: &Path, stack: &str, subnet: &str, images: usize) {
@@ -164,15 +137,6 @@ fn bake(dir: &Path, url: &str, endpoints: &[(&str, &str)], args: &[&str]) -> Out
         cmd.env(k, v);
     }
     cmd.output().expect("bake runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn expect(out: &Output, code: i32, needle: &str) {
