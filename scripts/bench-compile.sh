@@ -35,7 +35,7 @@ fleet "f{i}" image="img{i}" instance-type="m7i.large" {{
 }}''')
     images[f"img{i}"] = entry
 open(f"{work}/gen{n}.kdl", "w").write("\n".join(spec) + "\n")
-json.dump({"version": 1, "images": images}, open(f"{work}/gen{n}.lock.json", "w"), indent=2)
+json.dump({"version": 3, "images": images}, open(f"{work}/gen{n}.lock.json", "w"), indent=2)
 PY
 }
 

@@ -443,6 +443,8 @@ fn lock_command(args: &LockArgs, style: Style) -> u8 {
         };
         let (text, _) = crate::lock::report::status(&plan, &old, &spec_name, now, args.max_age);
         print!("{lock_name}\n{text}");
+        let warnings = crate::lock::report::base_warnings(&plan, &old, &spec_name, now);
+        report(&file, &warnings, Format::Human, style);
         return exit::OK;
     }
 
@@ -560,6 +562,12 @@ fn lock_command(args: &LockArgs, style: Style) -> u8 {
     if let Err(e) = crate::fsio::write_atomic(&lock_path, &text) {
         eprint_error(&format!("cannot write {lock_name}: {e}"));
         return exit::ENV;
+    }
+    if old_text.is_some() && old.version < outcome.lock.version {
+        eprintln!(
+            "{lock_name}: upgraded from lock format version {} to {}: each base entry now says what its AMI is (EC2 DescribeImages); only what is listed above moved",
+            old.version, outcome.lock.version
+        );
     }
     eprintln!("{lock_name}: wrote {} image(s)", outcome.lock.images.len());
     exit::OK

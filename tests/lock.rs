@@ -112,9 +112,30 @@ fn main() {
     );
     suite.test(
         "a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash",
-        &[Peer::Curl],
+        &[Peer::Curl, Peer::Moto],
         a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash,
     );
+    suite.test(
+        "a_version_two_lock_is_upgraded_without_moving_anything",
+        &[Peer::Moto],
+        a_version_two_lock_is_upgraded_without_moving_anything,
+    );
+    suite.test(
+        "a_parameter_bump_is_described_in_release_terms",
+        &[Peer::Moto, Peer::Curl],
+        a_parameter_bump_is_described_in_release_terms,
+    );
+    suite.test(
+        "an_ami_that_is_not_al2023_is_refused_at_base",
+        &[Peer::Moto, Peer::Curl],
+        an_ami_that_is_not_al2023_is_refused_at_base,
+    );
+    suite.test(
+        "deprecation_and_age_warnings_with_a_fixed_clock",
+        &[Peer::Moto],
+        deprecation_and_age_warnings_with_a_fixed_clock,
+    );
+    suite.test("max_age_must_be_days", &[], max_age_must_be_days);
     suite.run()
 }
 
@@ -371,12 +392,13 @@ fn current_lock() -> String {
     hand_lock(NOW, OLD_REV, "")
 }
 
-/// A lock for `spec(PARAM, ...)` as an earlier `bake lock` would have written it, with a revision of our choosing.
+/// A lock for `spec(PARAM, ...)` as an earlier `bake lock` would have written it, with a revision of our choosing;
+/// its base AMI is an older AL2023 release (2023.9.20251014) than the one moto's parameter names now.
 fn hand_lock(resolved_at: &str, rev: &str, extra_images: &str) -> String {
     let sha256 = fake_installer_sha256();
     format!(
         r#"{{
-  "version": 2,
+  "version": 3,
   "images": {{
     {extra_images}"web": {{
       "base": {{
@@ -385,6 +407,12 @@ fn hand_lock(resolved_at: &str, rev: &str, extra_images: &str) -> String {
         "ami": "ami-00000000000000001",
         "parameter-version": 120,
         "parameter-modified": "2026-06-01T12:00:00Z",
+        "ami-name": "al2023-ami-2023.9.20251014.0-kernel-6.12-x86_64",
+        "release": "2023.9.20251014",
+        "kernel": "6.12",
+        "architecture": "x86_64",
+        "ami-owner": "137112412989",
+        "ami-created": "2025-10-14T22:10:05Z",
         "resolved-at": "{resolved_at}"
       }},
       "flake": {{
@@ -421,7 +449,9 @@ fn hand_lock(resolved_at: &str, rev: &str, extra_images: &str) -> String {
 
 const OLD_ENTRY: &str = r#""old": {
       "base": {"parameter": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64", "region": "us-east-1",
-               "ami": "ami-0123456789abcdef0", "parameter-version": 1, "parameter-modified": "2026-01-01T00:00:00Z", "resolved-at": "2026-01-01T00:00:00Z"},
+               "ami": "ami-0123456789abcdef0", "parameter-version": 1, "parameter-modified": "2026-01-01T00:00:00Z",
+               "ami-name": "al2023-ami-2023.9.20251014.0-kernel-6.1-x86_64", "release": "2023.9.20251014", "kernel": "6.1",
+               "architecture": "x86_64", "resolved-at": "2026-01-01T00:00:00Z"},
       "flake": {"url": "git+https://github.com/acme/old.git", "rev": "5f0c6e0d2a8b4c1e9f3a7d6b2c8e4f1a0b9d3c7e", "nar-hash": "sha256-x", "last-modified": 1, "resolved-at": "2026-01-01T00:00:00Z", "inputs": {}},
       "installer": {"kind": "determinate", "version": "3.1.1", "url": "https://install.determinate.systems/nix/tag/v3.1.1"}
     },
@@ -439,7 +469,19 @@ fn lock_resolves_parameter_and_flake_then_compile_uses_them() {
         lock.contains(&format!("\"rev\": \"{}\"", f.head())),
         "{lock}"
     );
-    insta::assert_snapshot!("lock_first_run_file", lock);
+    // moto's CreationDate is the time its EC2 backend loaded.
+    insta::with_settings!({filters => vec![(r#""ami-created": "[^"]+""#, r#""ami-created": "[MOTO]""#)]}, {
+        insta::assert_snapshot!("lock_first_run_file", lock);
+    });
+    let json: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    let base = &json["images"]["web"]["base"];
+    assert_eq!(json["version"], 3);
+    assert_eq!(base["ami-name"], MOTO_AMI_NAME);
+    assert_eq!(base["release"], MOTO_RELEASE);
+    assert_eq!(
+        (&base["kernel"], &base["architecture"]),
+        (&"6.12".into(), &"x86_64".into())
+    );
 
     // Nothing to do: the file is left alone.
     let out = f.run_moto(&url, &["lock", "web.kdl"]);
@@ -938,8 +980,7 @@ fn a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash() {
     let f = Fixture::new();
     f.write("web.kdl", &spec(PARAM, Some("infra"), ""));
     // A lock as bake wrote it before installer hashes: format 1, the script URL, no sha256.
-    let v1 = hand_lock("2026-11-20T08:00:00Z", OLD_REV, "")
-        .replace("\"version\": 2", "\"version\": 1")
+    let v1 = pre_v3_lock(1, MOTO_AMI)
         .replace("/v3.1.1/nix-installer-x86_64-linux\",", "/v3.1.1\"")
         .replace(
             &format!("        \"sha256\": \"{}\"\n", fake_installer_sha256()),
@@ -960,18 +1001,31 @@ fn a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash() {
     assert!(!f.path("out").exists(), "nothing written");
     f.run(&["lock", "web.kdl", "--check"]).exits(1);
 
-    // Only the installer needs resolving: no AWS (no credentials here) and no nix are asked.
+    // The installer hash is added and the base AMI described (EC2 only: SSM and nix are not asked).
     let (base, server) = installer_server(2);
     f.ran(
-        f.bake(&["lock", "web.kdl"])
+        f.bake_moto(&moto_url(), &["lock", "web.kdl"])
             .env("BAKE_NIX_INSTALLER_MIRROR", format!("{base}/releases")),
     )
     .exits(0);
     server.join().unwrap();
     let lock: serde_json::Value = serde_json::from_str(&f.read("web.lock.json")).unwrap();
     let old: serde_json::Value = serde_json::from_str(&v1).unwrap();
-    assert_eq!(lock["version"], 2);
-    assert_eq!(lock["images"]["web"]["base"], old["images"]["web"]["base"]);
+    assert_eq!(lock["version"], 3);
+    let (new_base, old_base) = (
+        &lock["images"]["web"]["base"],
+        &old["images"]["web"]["base"],
+    );
+    for key in [
+        "parameter",
+        "ami",
+        "parameter-version",
+        "parameter-modified",
+        "resolved-at",
+    ] {
+        assert_eq!(new_base[key], old_base[key], "{key}");
+    }
+    assert_eq!(new_base["release"], MOTO_RELEASE);
     assert_eq!(
         lock["images"]["web"]["flake"],
         old["images"]["web"]["flake"]
@@ -985,4 +1039,468 @@ fn a_version_one_lock_asks_for_bake_lock_which_adds_the_installer_hash() {
     f.run(&["compile", "web.kdl", "-o", "out"]).exits(0);
     let script = f.read("out/web.bootstrap.sh");
     assert!(script.contains(&format!("NIX_INSTALLER_SHA256={}", fake_installer_sha256())));
+}
+
+// ---- what the base AMI is (lock format 3) --------------------------------------------------------------------------
+
+/// moto's us-east-1 value of `al2023-ami-kernel-6.12-x86_64` and the release its name carries.
+const MOTO_AMI: &str = "ami-0ac48d91c7d16772c";
+const MOTO_AMI_NAME: &str = "al2023-ami-2023.12.20260930.0-kernel-6.12-x86_64";
+const MOTO_RELEASE: &str = "2023.12.20260930";
+
+/// `hand_lock` as bake wrote it before lock format 3 (no description of the base AMI), for `ami`.
+fn pre_v3_lock(version: u32, ami: &str) -> String {
+    const DESCRIBED: [&str; 6] = [
+        "\"ami-name\"",
+        "\"release\"",
+        "\"kernel\"",
+        "\"architecture\"",
+        "\"ami-owner\"",
+        "\"ami-created\"",
+    ];
+    hand_lock(NOW, OLD_REV, "")
+        .replace("\"version\": 3", &format!("\"version\": {version}"))
+        .replace("ami-00000000000000001", ami)
+        .lines()
+        .filter(|l| !DESCRIBED.iter().any(|k| l.trim_start().starts_with(k)))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A moto call through curl: moto routes by the credential scope and does not check the signature.
+fn moto_call(url: &str, service: &str, target: Option<&str>, body: &str) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", "30", "-X", "POST"]).args([
+        "-H",
+        &format!(
+            "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        ),
+    ]);
+    if let Some(t) = target {
+        cmd.args(["-H", &format!("X-Amz-Target: {t}")])
+            .args(["-H", "Content-Type: application/x-amz-json-1.1"]);
+    }
+    let out = cmd
+        .args(["--data", body, &format!("{url}/")])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Registers an image in moto (which keeps only its name; the owner is moto's account) and returns its id.
+fn register_image(url: &str, name: &str) -> String {
+    let body = moto_call(
+        url,
+        "ec2",
+        None,
+        &format!("Action=RegisterImage&Version=2016-11-15&Name={name}&Architecture=x86_64"),
+    );
+    let start = body.find("<imageId>").expect("RegisterImage answered") + "<imageId>".len();
+    body[start..start + body[start..].find('<').unwrap()].to_owned()
+}
+
+/// Creates or overwrites an SSM parameter naming an AMI.
+fn put_parameter(url: &str, name: &str, ami: &str) {
+    let body = moto_call(
+        url,
+        "ssm",
+        Some("AmazonSSM.PutParameter"),
+        &format!(r#"{{"Name":"{name}","Value":"{ami}","Type":"String","Overwrite":true}}"#),
+    );
+    assert!(body.contains("\"Version\""), "{body}");
+}
+
+/// A parameter name no other test run uses (tests never reset moto).
+fn unique_parameter(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "/bake-test/{test}-{}-{nanos}/al2023-x86_64",
+        std::process::id()
+    )
+}
+
+/// What Amazon's DescribeImages gives for its AMIs and moto's RegisterImage cannot keep.
+const AMAZON_OWNED: &[(&str, &str)] = &[
+    ("imageOwnerId", "137112412989"),
+    ("imageOwnerAlias", "amazon"),
+    ("architecture", "x86_64"),
+];
+
+/// A thin HTTP proxy on 127.0.0.1 in front of moto. moto has no deprecation times (EnableImageDeprecation is an
+/// HTTP 500), a creation date that is the time its backend loaded, and RegisterImage keeps only the name: for the
+/// listed AMI ids, the proxy sets these elements in DescribeImages answers. Everything else passes unchanged.
+fn describe_images_proxy(moto: &str, images: Vec<(String, Vec<(&'static str, String)>)>) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = moto
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let images = std::sync::Arc::new(images);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(200) {
+            let Ok(mut client) = stream else { continue };
+            let (upstream, images) = (upstream.clone(), images.clone());
+            std::thread::spawn(move || {
+                let timeout = Some(std::time::Duration::from_secs(30));
+                client.set_read_timeout(timeout).ok();
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                // The request: head, then a body of Content-Length bytes.
+                let mut head = Vec::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if !line.to_ascii_lowercase().starts_with("connection:") {
+                        head.push(line);
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let mut moto = std::net::TcpStream::connect(&upstream).unwrap();
+                moto.set_read_timeout(timeout).ok();
+                let request = format!("{}Connection: close\r\n\r\n", head.concat());
+                moto.write_all(request.as_bytes()).unwrap();
+                moto.write_all(&body).unwrap();
+                let mut answer = Vec::new();
+                moto.read_to_end(&mut answer).ok();
+                let answer = String::from_utf8_lossy(&answer).into_owned();
+                let (head, mut text) = answer
+                    .split_once("\r\n\r\n")
+                    .map(|(h, b)| (h.to_owned(), b.to_owned()))
+                    .unwrap_or_default();
+                if String::from_utf8_lossy(&body).contains("Action=DescribeImages") {
+                    for (ami, set) in images.iter() {
+                        let marker = format!("<imageId>{ami}</imageId>");
+                        if !text.contains(&marker) {
+                            continue;
+                        }
+                        for (tag, value) in set {
+                            let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+                            match (text.find(&open), text.find(&close)) {
+                                (Some(a), Some(b)) => {
+                                    text.replace_range(a + open.len()..b, value);
+                                }
+                                _ => {
+                                    text = text
+                                        .replace(&marker, &format!("{marker}{open}{value}{close}"))
+                                }
+                            }
+                        }
+                    }
+                }
+                let head: Vec<&str> = head
+                    .lines()
+                    .filter(|l| {
+                        let l = l.to_ascii_lowercase();
+                        !l.starts_with("content-length:") && !l.starts_with("connection:")
+                    })
+                    .collect();
+                let response = format!(
+                    "{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    head.join("\r\n"),
+                    text.len()
+                );
+                client.write_all(response.as_bytes()).ok();
+            });
+        }
+    });
+    url
+}
+
+fn lock_json(f: &Fixture) -> serde_json::Value {
+    serde_json::from_str(&f.read("web.lock.json")).unwrap()
+}
+
+fn a_version_two_lock_is_upgraded_without_moving_anything() {
+    let url = moto_url();
+    let v2 = pre_v3_lock(2, MOTO_AMI);
+    let f = Fixture::with_spec(&spec(PARAM, None, "")).with_lock(&v2);
+
+    // compile says what to run, and writes nothing.
+    let stderr = f
+        .run(&["compile", "web.kdl", "-o", "out"])
+        .exits(1)
+        .to_owned();
+    assert!(stderr.contains("bake::lock::missing"), "{stderr}");
+    assert!(
+        stderr.contains("the lock is format version 2, which does not record what a base AMI is; run `bake lock web.kdl` to upgrade it to version 3"),
+        "{stderr}"
+    );
+    assert!(!f.path("out").exists(), "nothing written");
+    f.run(&["lock", "web.kdl", "--check"]).exits(1);
+
+    // `bake lock` asks EC2 about the locked AMI only: the parameter's version stays the one the lock had (120;
+    // moto's parameter is at another version), the flake and installer stay byte for byte.
+    let out = f.run_moto(&url, &["lock", "web.kdl"]);
+    insta::assert_snapshot!("upgrade_version_two", out.exits(0));
+    let (old, new): (serde_json::Value, _) = (serde_json::from_str(&v2).unwrap(), lock_json(&f));
+    assert_eq!(new["version"], 3);
+    let base = &new["images"]["web"]["base"];
+    assert_eq!(base["ami"], MOTO_AMI);
+    assert_eq!(base["parameter-version"], 120);
+    assert_eq!(
+        base["resolved-at"],
+        old["images"]["web"]["base"]["resolved-at"]
+    );
+    assert_eq!(base["ami-name"], MOTO_AMI_NAME);
+    assert_eq!(base["release"], MOTO_RELEASE);
+    assert_eq!(base["kernel"], "6.12");
+    assert_eq!(base["architecture"], "x86_64");
+    assert_eq!(base["ami-owner"], "137112412989");
+    assert!(
+        bake::lock::time::parse_rfc3339(base["ami-created"].as_str().unwrap()).is_some(),
+        "{base}"
+    );
+    assert!(
+        base.get("ami-deprecation").is_none(),
+        "moto sets none: {base}"
+    );
+    assert_eq!(new["images"]["web"]["flake"], old["images"]["web"]["flake"]);
+    assert_eq!(
+        new["images"]["web"]["installer"],
+        old["images"]["web"]["installer"]
+    );
+
+    // Now it compiles, and every dnf call installs from the locked release's repository.
+    f.run(&["compile", "web.kdl", "-o", "out"]).exits(0);
+    let script = f.read("out/web.bootstrap.sh");
+    let dnf: Vec<&str> = script
+        .lines()
+        .filter(|l| l.trim_start().starts_with("dnf "))
+        .collect();
+    assert!(!dnf.is_empty(), "{script}");
+    for line in dnf {
+        assert!(
+            line.starts_with(&format!("dnf --releasever={MOTO_RELEASE} ")),
+            "{line}"
+        );
+    }
+    // A second run has nothing to do.
+    assert_eq!(
+        f.run_moto(&url, &["lock", "web.kdl"]).exits(0),
+        "web.lock.json: up to date\n"
+    );
+}
+
+fn a_parameter_bump_is_described_in_release_terms() {
+    let moto = moto_url();
+    let param = unique_parameter("bump");
+    put_parameter(&moto, &param, MOTO_AMI);
+    // A release 27 days newer than moto's, registered in moto; the proxy answers for it as Amazon would.
+    let newer = register_image(&moto, "al2023-ami-2023.12.20261027.0-kernel-6.12-x86_64");
+    let set = AMAZON_OWNED
+        .iter()
+        .map(|&(t, v)| (t, v.to_owned()))
+        .collect();
+    let url = describe_images_proxy(&moto, vec![(newer.clone(), set)]);
+
+    let text = spec(&param, None, "").replace(
+        &format!("base ssm=\"{param}\""),
+        &format!("base ssm=\"{param}\" arch=\"x86_64\""),
+    );
+    let f = Fixture::with_spec(&text).with_lock(&pre_v3_lock(2, MOTO_AMI).replace(PARAM, &param));
+    f.run_moto(&url, &["lock", "web.kdl"]).exits(0);
+    assert_eq!(
+        lock_json(&f)["images"]["web"]["base"]["release"],
+        MOTO_RELEASE
+    );
+    f.run(&["compile", "web.kdl", "-o", "before"]).exits(0);
+
+    // AWS publishes a new AMI: the parameter moves.
+    put_parameter(&moto, &param, &newer);
+    let out = f.run_moto(&url, &["lock", "web.kdl", "--update", "base"]);
+    let stderr = out
+        .exits(0)
+        .replace(&param, "[PARAM]")
+        .replace(&newer, "[NEWER]");
+    assert!(
+        stderr.contains(&format!(
+            "AL2023 {MOTO_RELEASE} → 2023.12.20261027 (kernel 6.12, x86_64), 27 days newer"
+        )),
+        "{stderr}"
+    );
+    insta::assert_snapshot!("update_base_release_change", stderr);
+    let base = &lock_json(&f)["images"]["web"]["base"];
+    assert_eq!(base["ami"], newer.as_str());
+    assert_eq!(base["release"], "2023.12.20261027");
+    assert_eq!(base["ami-owner"], "137112412989");
+    f.run(&["compile", "web.kdl", "-o", "after"]).exits(0);
+
+    // `bake plan` explains the image's changes from the deployed and the new template's metadata.
+    let template = |dir: &str| -> serde_json::Value {
+        serde_json::from_str(&f.read(&format!("{dir}/template.json"))).unwrap()
+    };
+    let (plan, _) = bake::check_source(&common::read(&f.path("web.kdl")));
+    let change = bake::deploy::cfn::ResourceChange {
+        action: "Modify".into(),
+        logical_id: "ImageWeb".into(),
+        resource_type: "AWS::ImageBuilder::Image".into(),
+        replacement: Some("True".into()),
+        properties: vec!["ImageRecipeArn".into()],
+    };
+    let planned = bake::deploy::changeset::annotate(
+        &plan.unwrap(),
+        Some(&template("before")),
+        Some(&template("after")),
+        &[change],
+    );
+    assert!(
+        planned[0].reasons.contains(&format!(
+            "base AMI {MOTO_AMI} → {newer}: AL2023 {MOTO_RELEASE} → 2023.12.20261027 (kernel 6.12, x86_64), 27 days newer"
+        )),
+        "{:?}",
+        planned[0].reasons
+    );
+}
+
+fn an_ami_that_is_not_al2023_is_refused_at_base() {
+    let moto = moto_url();
+    // moto's own AMIs: Amazon Linux 1 (Amazon-owned, not AL2023) and AL2023 for arm64; and an image moto's
+    // account registered under an AL2023 name.
+    let copy = register_image(&moto, "al2023-ami-2023.12.20260930.0-kernel-6.12-x86_64");
+    for (ami, needle) in [
+        (
+            "ami-0d33050d9d05e2b67",
+            "its name `amzn-ami-hvm-2018.03.0.20231218.0-x86_64-ebs` is not an AL2023 AMI name",
+        ),
+        (
+            "ami-08a311a6aaa3cd94a",
+            "it is an arm64 AMI (its name says arm64), but the image is built for x86_64",
+        ),
+        (
+            copy.as_str(),
+            "it is owned by account 123456789012, not by Amazon",
+        ),
+    ] {
+        let param = unique_parameter("not-al2023");
+        put_parameter(&moto, &param, ami);
+        let text = spec(&param, None, "").replace(
+            &format!("base ssm=\"{param}\""),
+            &format!("base ssm=\"{param}\" arch=\"x86_64\""),
+        );
+        let f =
+            Fixture::with_spec(&text).with_lock(&pre_v3_lock(2, MOTO_AMI).replace(PARAM, &param));
+        let before = f.read("web.lock.json");
+        let out = f.run_moto(&moto, &["lock", "web.kdl", "--update", "base"]);
+        let stderr = out.exits(1);
+        assert!(stderr.contains("bake::lock::not_al2023"), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(stderr.contains("this parameter names it"), "{stderr}");
+        assert!(stderr.contains("web.lock.json: not written"), "{stderr}");
+        assert_eq!(f.read("web.lock.json"), before);
+        if ami == copy {
+            insta::assert_snapshot!(
+                "not_al2023_owner",
+                stderr.replace(&param, "[PARAM]").replace(&copy, "[COPY]")
+            );
+        }
+    }
+}
+
+fn deprecation_and_age_warnings_with_a_fixed_clock() {
+    let moto = moto_url();
+    // moto gives no DeprecationTime and its own load time as CreationDate: the proxy sets AWS-like ones.
+    let set = vec![
+        ("creationDate", "2026-09-30T23:28:27.000Z".to_owned()),
+        ("deprecationTime", "2026-11-20T00:00:00.000Z".to_owned()),
+    ];
+    let url = describe_images_proxy(&moto, vec![(MOTO_AMI.to_owned(), set)]);
+    let f = Fixture::with_spec(&spec(PARAM, None, "")).with_lock(&pre_v3_lock(2, MOTO_AMI));
+    // The lock is upgraded at NOW (2026-11-27), a week after the AMI's deprecation.
+    let out = f.run_moto(&url, &["lock", "web.kdl"]);
+    let stderr = out.exits(0);
+    assert!(stderr.contains("bake::lock::ami_deprecated"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the base AMI {MOTO_AMI} was deprecated on 2026-11-20"
+        )),
+        "{stderr}"
+    );
+    let base = &lock_json(&f)["images"]["web"]["base"];
+    assert_eq!(base["ami-deprecation"], "2026-11-20T00:00:00Z");
+    assert_eq!(base["ami-created"], "2026-09-30T23:28:27Z");
+
+    // On 2026-11-01 the AMI is 31 days old and not deprecated yet: no warning.
+    let status = |now: &str, f: &Fixture| {
+        f.ran(
+            f.bake(&["lock", "web.kdl", "--status"])
+                .env("BAKE_NOW", now),
+        )
+    };
+    let early = status("2026-11-01T00:00:00Z", &f);
+    early.exits(0);
+    assert!(early.stderr.is_empty(), "{}", early.stderr);
+    assert!(
+        early
+            .stdout
+            .contains("(31 days old), deprecated from 2026-11-20"),
+        "{}",
+        early.stdout
+    );
+    // On 2027-01-15 it is deprecated and 106 days old, over the default max-age of 90 days.
+    let late = status("2027-01-15T00:00:00Z", &f);
+    late.exits(0);
+    insta::assert_snapshot!(
+        "status_deprecated_and_old",
+        format!("{}{}", late.stdout, late.stderr)
+    );
+    assert!(
+        late.stderr.contains("bake::lock::ami_age"),
+        "{}",
+        late.stderr
+    );
+    assert!(
+        late.stderr.contains("bake::lock::ami_deprecated"),
+        "{}",
+        late.stderr
+    );
+    // The spec may allow more.
+    f.write(
+        "web.kdl",
+        &spec(PARAM, None, "").replace(
+            &format!("base ssm=\"{PARAM}\""),
+            &format!("base ssm=\"{PARAM}\" max-age=\"120d\""),
+        ),
+    );
+    let relaxed = status("2027-01-15T00:00:00Z", &f);
+    relaxed.exits(0);
+    assert!(!relaxed.stderr.contains("ami_age"), "{}", relaxed.stderr);
+    assert!(
+        !relaxed.stdout.contains("OLD: more than max-age"),
+        "{}",
+        relaxed.stdout
+    );
+}
+
+fn max_age_must_be_days() {
+    for (value, needle) in [
+        ("90", "a number of days such as `90d`"),
+        ("0d", "between 1 and 3650 days"),
+        ("PT90H", "a number of days such as `90d`"),
+    ] {
+        let f = Fixture::with_spec(&spec(PARAM, None, "").replace(
+            &format!("base ssm=\"{PARAM}\""),
+            &format!("base ssm=\"{PARAM}\" max-age=\"{value}\""),
+        ));
+        let out = f.run(&["check", "web.kdl"]);
+        let stderr = out.exits(1);
+        assert!(stderr.contains("max-age"), "{value}: {stderr}");
+        assert!(stderr.contains(needle), "{value}: {stderr}");
+    }
 }

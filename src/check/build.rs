@@ -107,6 +107,11 @@ pub(super) fn build_plan(
     };
     Some(BuildPlan {
         base_parameter,
+        base_max_age_days: item
+            .child("base")
+            .and_then(|b| b.str_or_default("max-age"))
+            .and_then(|d| crate::spec::grammar::parse_days(&d.value).ok())
+            .unwrap_or(90),
         arch: arch?,
         installer,
         installer_span: nix.name_span,

@@ -188,6 +188,17 @@ pub(super) fn image_plan(
                     );
                 }
             }
+            if let Some(age) = base.str("max-age") {
+                diags.push(
+                    Diag::error(
+                        Code::PinnedImageBuild,
+                        "`max-age` has no effect on a pinned AMI",
+                    )
+                    .label(age.span, "this limits the age of a locked base AMI")
+                    .label(ami.span, "a pinned AMI has no lock entry")
+                    .help("remove `max-age`, or build the image from `base ssm=...`"),
+                );
+            }
             Some(ImageSource::Pinned { ami: ami.value })
         }
         (Some(param), None) => {

@@ -63,6 +63,8 @@ pub enum ImageSource {
 pub struct BuildPlan {
     /// The SSM parameter naming the base AMI, and the `base` node it came from.
     pub base_parameter: Spanned<String>,
+    /// `base max-age`: how many days old the locked base AMI may be before `bake lock --status` warns.
+    pub base_max_age_days: u32,
     /// The base AMI's architecture: which Nix installer binary the build downloads.
     pub arch: Arch,
     pub installer: Installer,

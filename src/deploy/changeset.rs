@@ -61,6 +61,17 @@ fn image_reasons(old: Option<&Value>, new: Option<&Value>, image: &str) -> Vec<S
         ("pinned-ami", "pinned AMI"),
     ] {
         let (a, b) = (image_meta(old, image, key), image_meta(new, image, key));
+        if key == "base-ami"
+            && a.is_some_and(|a| Some(a) != b)
+            && let Some(words) = release_change(old, new, image)
+        {
+            out.push(format!(
+                "base AMI {} → {}: {words}",
+                a.unwrap_or_default(),
+                b.unwrap_or_default()
+            ));
+            continue;
+        }
         match (a, b) {
             (Some(a), Some(b)) if a != b => out.push(format!("{what} {} → {}", short(a), short(b))),
             (None, Some(b)) if old.is_some() && key != "system-manager" => {
@@ -70,6 +81,17 @@ fn image_reasons(old: Option<&Value>, new: Option<&Value>, image: &str) -> Vec<S
         }
     }
     out
+}
+
+/// A base AMI change in AL2023 release terms, when both templates name the AMIs (`base-ami-name`).
+fn release_change(old: Option<&Value>, new: Option<&Value>, image: &str) -> Option<String> {
+    use crate::lock::ami::{Release, describe_change, parse_name};
+    let a = parse_name(image_meta(old, image, "base-ami-name")?)?;
+    let b = parse_name(image_meta(new, image, "base-ami-name")?)?;
+    Some(describe_change(
+        &Release::from_name(&a),
+        &Release::from_name(&b),
+    ))
 }
 
 fn rollout_reason(plan: &Plan, fleet: &str) -> Option<String> {

@@ -120,6 +120,14 @@ codes! {
         "The flake checkout is on another branch than the spec's `ref`; the locked commit must be on the ref the build instance fetches.";
     LockCheckoutRemote => "bake::lock::checkout_remote",
         "No git remote of the flake checkout is the spec's flake URL: the locked commit may not exist where the build instance fetches it.";
+    LockImage => "bake::lock::image",
+        "EC2 `DescribeImages` could not describe the AMI the base parameter names: no such image in the region, access denied (needs `ec2:DescribeImages`), no credentials, a network error or a timeout.";
+    LockNotAl2023 => "bake::lock::not_al2023",
+        "The AMI the base parameter names is not an Amazon Linux 2023 AMI bake can build on: its name is not `al2023-ami-[minimal-]<release>.<n>-kernel-<version>-<arch>`, Amazon (owner alias `amazon`) does not own it, or it is for another CPU architecture than the image. The bootstrap pins dnf to the AL2023 release the name carries, so bake needs it.";
+    LockAmiDeprecated => "bake::lock::ami_deprecated",
+        "The locked base AMI is past the deprecation time AWS set for it. It still launches and builds by id, but AWS stops listing it; move to the AMI the parameter names now with `bake lock <spec> --update base`.";
+    LockAmiAge => "bake::lock::ami_age",
+        "The locked base AMI is older than the `max-age` of its `base` (default 90 days, AWS's usual deprecation horizon for AL2023 AMIs): its packages are those of an old AL2023 release. `bake lock <spec> --update base` moves to the current AMI.";
     ReservedTagKey => "bake::check::reserved_tag_key",
         "A stack tag key that bake or Image Builder sets itself: `bake:` keys are bake's (the stack, image, fleet and AMI lineage it tags), and with built images `CreatedBy` is Image Builder's, which the lifecycle policy that deletes old AMIs relies on. Rename the tag. (`aws:` keys are AWS's and rejected earlier.)";
     TagOverridden => "bake::check::tag_overridden",

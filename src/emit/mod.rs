@@ -136,6 +136,8 @@ struct BootstrapContext<'a> {
     registry: Vec<RegistryPin<'a>>,
     rpms: Vec<&'a str>,
     replacements: &'a [String],
+    /// The locked base AMI's AL2023 release: every dnf call installs from that versioned repository.
+    releasever: &'a str,
     /// `system-manager switch` (the SSM document, for running instances) instead of `pre-populate` (the image).
     activate: bool,
 }
@@ -252,6 +254,7 @@ fn bootstrap_script(
             },
             rpms,
             replacements: &build.minimal_replacements,
+            releasever: &resolved.base_release,
             activate,
         },
     )

@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The lock format this bake writes. Version 2 added the installer's `sha256` (and its `url` names the binary for
-/// the image's architecture instead of the `curl | sh` script).
-pub const FORMAT_VERSION: u32 = 2;
-/// The oldest format this bake still reads: a version-1 lock parses, and `verify` asks for `bake lock` because its
-/// installer entries have no hash.
+/// the image's architecture instead of the `curl | sh` script). Version 3 describes each base AMI (name, AL2023
+/// release, kernel, architecture, owner, creation and deprecation dates; `lock::ami`): the bootstrap pins dnf to
+/// that release.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format this bake still reads: version-1 and -2 locks parse, `verify` asks for `bake lock` (their
+/// bases are not described, version 1 has no installer hash), and `bake lock` upgrades them without moving an AMI.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -42,10 +44,26 @@ pub struct BaseLock {
     pub parameter_version: i64,
     /// When the parameter last changed (RFC 3339, UTC).
     pub parameter_modified: String,
+    /// The AMI's name, as EC2 `DescribeImages` gives it (from version 3 on, like the fields below).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ami_name: Option<String>,
+    /// The AL2023 release the AMI is locked to, from its name (`2023.12.20260930`): dnf's `releasever`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// The kernel lineage, from the name (`6.12`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
+    /// The AMI's owner account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami_owner: Option<String>,
+    /// When the AMI was created (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami_created: Option<String>,
+    /// When AWS deprecates (or deprecated) the AMI, if it set a time (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami_deprecation: Option<String>,
     /// When `bake lock` asked (RFC 3339, UTC).
     pub resolved_at: String,
 }
@@ -143,12 +161,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_one_locks_still_parse_and_newer_ones_are_refused() {
-        let v1 = r#"{"version":1,"images":{}}"#;
-        assert_eq!(Lock::from_json(v1).unwrap().version, 1);
-        let v3 = r#"{"version":3,"images":{}}"#;
-        let e = Lock::from_json(v3).unwrap_err();
-        assert!(e.message.contains("version 3"), "{}", e.message);
+    fn older_locks_still_parse_and_newer_ones_are_refused() {
+        for v in 1..=3 {
+            let old = format!(r#"{{"version":{v},"images":{{}}}}"#);
+            assert_eq!(Lock::from_json(&old).unwrap().version, v);
+        }
+        let v4 = r#"{"version":4,"images":{}}"#;
+        let e = Lock::from_json(v4).unwrap_err();
+        assert!(e.message.contains("version 4"), "{}", e.message);
         assert_eq!(Lock::new().version, FORMAT_VERSION);
     }
 }

@@ -1,4 +1,4 @@
-//! The live [`Resolver`]: SSM through the AWS SDK's standard configuration chain, and the real `nix` binary.
+//! The live [`Resolver`]: SSM and EC2 through the AWS SDK's standard configuration chain, and the real `nix` binary.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -9,15 +9,23 @@ use aws_sdk_ssm::primitives::DateTimeFormat;
 
 use crate::aws::{self, Classified, Endpoint, Kind};
 
+use super::ami::ImageFacts;
 use super::resolve::{LookupError, ParameterValue, Resolver};
 
 /// Asks AWS and nix, and downloads installers with curl. Built once per `bake lock`.
 pub struct LiveResolver {
     ssm: aws_sdk_ssm::Client,
     endpoint: Endpoint,
+    ec2: aws_sdk_ec2::Client,
+    ec2_endpoint: Endpoint,
     /// `BAKE_NIX_INSTALLER_MIRROR`: a base URL or `file://` directory that holds the installer binaries under their
     /// release file names, read instead of the release host.
     installer_mirror: Option<String>,
+}
+
+/// EC2's timestamps (`2026-09-30T23:28:25.000Z`) in the lock's form, whole seconds in UTC; `None` if unreadable.
+fn utc_seconds(t: &str) -> Option<String> {
+    super::time::parse_rfc3339(t).map(super::time::rfc3339)
 }
 
 /// The environment variable naming an installer mirror for `bake lock`.
@@ -49,6 +57,8 @@ impl LiveResolver {
         LiveResolver {
             ssm: aws_sdk_ssm::Client::new(&conf),
             endpoint: Endpoint::new("SSM", &conf, &settings),
+            ec2: aws_sdk_ec2::Client::new(&conf),
+            ec2_endpoint: Endpoint::new("EC2", &conf, &settings),
             installer_mirror: None,
         }
     }
@@ -125,33 +135,38 @@ fn what_happened(sentence: &str) -> String {
     sentence.split("; ").next().unwrap_or(sentence).to_owned()
 }
 
+/// A classified SDK failure as a lookup error; `not_found` names the service codes that mean "no such thing".
+fn lookup_error(c: Classified, endpoint: &Endpoint, not_found: &[&str]) -> LookupError {
+    match c {
+        Classified::Service { code, message } if not_found.contains(&code.as_str()) => {
+            LookupError::NotFound(if message.is_empty() { code } else { message })
+        }
+        Classified::Service { code, message } => LookupError::Aws(format!("{code}: {message}")),
+        // The diagnostic adds its own next step: keep only what happened.
+        Classified::Failure(f) => match f.kind {
+            Kind::Credentials => LookupError::NoCredentials(what_happened(&f.sentence)),
+            Kind::AccessDenied => LookupError::AccessDenied(what_happened(&f.sentence)),
+            Kind::Timeout => LookupError::Timeout(endpoint.timeout.as_secs()),
+            _ => LookupError::Aws(f.sentence),
+        },
+    }
+}
+
 impl Resolver for LiveResolver {
     async fn parameter(&self, name: &str) -> Result<ParameterValue, LookupError> {
-        let out =
-            self.ssm
-                .get_parameter()
-                .name(name)
-                .send()
-                .await
-                .map_err(|e| match aws::classify(&e, &self.endpoint) {
-                    Classified::Service { code, message } if code == "ParameterNotFound" => {
-                        LookupError::ParameterNotFound(if message.is_empty() {
-                            code
-                        } else {
-                            message
-                        })
-                    }
-                    Classified::Service { code, message } => {
-                        LookupError::Aws(format!("{code}: {message}"))
-                    }
-                    // The diagnostic adds its own next step: keep only what happened.
-                    Classified::Failure(f) => match f.kind {
-                        Kind::Credentials => LookupError::NoCredentials(what_happened(&f.sentence)),
-                        Kind::AccessDenied => LookupError::AccessDenied(what_happened(&f.sentence)),
-                        Kind::Timeout => LookupError::Timeout(self.endpoint.timeout.as_secs()),
-                        _ => LookupError::Aws(f.sentence),
-                    },
-                })?;
+        let out = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                lookup_error(
+                    aws::classify(&e, &self.endpoint),
+                    &self.endpoint,
+                    &["ParameterNotFound"],
+                )
+            })?;
         let p = out
             .parameter()
             .ok_or_else(|| LookupError::Aws("GetParameter returned no parameter".to_owned()))?;
@@ -162,6 +177,41 @@ impl Resolver for LiveResolver {
                 .last_modified_date()
                 .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())
                 .unwrap_or_default(),
+        })
+    }
+
+    async fn image(&self, ami: &str) -> Result<ImageFacts, LookupError> {
+        let out = self
+            .ec2
+            .describe_images()
+            .image_ids(ami)
+            .include_deprecated(true)
+            .send()
+            .await
+            .map_err(|e| {
+                lookup_error(
+                    aws::classify(&e, &self.ec2_endpoint),
+                    &self.ec2_endpoint,
+                    &["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"],
+                )
+            })?;
+        let Some(image) = out.images().iter().find(|i| i.image_id() == Some(ami)) else {
+            return Err(LookupError::NotFound(format!(
+                "DescribeImages returned no image {ami}"
+            )));
+        };
+        Ok(ImageFacts {
+            name: image.name().unwrap_or_default().to_owned(),
+            owner_id: image.owner_id().unwrap_or_default().to_owned(),
+            owner_alias: image.image_owner_alias().map(str::to_owned),
+            architecture: image
+                .architecture()
+                .map_or(String::new(), |a| a.as_str().to_owned()),
+            creation_date: image.creation_date().and_then(utc_seconds),
+            deprecation_time: image.deprecation_time().and_then(utc_seconds),
+            state: image
+                .state()
+                .map_or(String::new(), |s| s.as_str().to_owned()),
         })
     }
 

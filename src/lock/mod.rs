@@ -6,8 +6,9 @@
 
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
 
+pub mod ami;
 pub mod file;
-mod lookup_diag;
+pub mod lookup_diag;
 pub mod needs;
 pub mod update;
 // `bake lock`'s lookups: SSM, `nix flake metadata`, git and the lock file. The rest of the lock stage is pure.
@@ -75,6 +76,10 @@ pub fn installer_lock(spec: &Installer, arch: Arch, sha256: String) -> Installer
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub base_ami: String,
+    /// The AL2023 release the base AMI is locked to (`2023.12.20260930`): the bootstrap's dnf `--releasever`.
+    pub base_release: String,
+    /// The base AMI's name (`al2023-ami-2023.12.20260930.0-kernel-6.12-x86_64`), which says all of that.
+    pub base_ami_name: String,
     /// `git+https://…?ref=…&rev=<40-hex>&narHash=…#output`, the exact flake the build applies: Nix checks the
     /// fetched tree against the NAR hash, so a rewritten branch or a tampered mirror fails the build.
     pub flake_ref: String,
@@ -207,6 +212,31 @@ pub fn verify(
                 .help(format!("the image's architecture changed; {fix}")),
             );
         }
+        let undescribed =
+            base.release.is_none() || base.kernel.is_none() || base.architecture.is_none();
+        if undescribed && base_matches(base, build, &plan.stack) {
+            let why = if lock.version < file::FORMAT_VERSION {
+                format!(
+                    "the lock is format version {}, which does not record what a base AMI is; run `bake lock {spec_path}` to upgrade it to version {}: it asks EC2 about the locked AMI {} and moves nothing",
+                    lock.version,
+                    file::FORMAT_VERSION,
+                    base.ami
+                )
+            } else {
+                format!("the entry lacks the AMI's release, kernel or architecture; {fix}")
+            };
+            diags.push(
+                Diag::error(
+                    Code::LockMissing,
+                    format!("the lock does not say which AL2023 release image `{name}` builds on"),
+                )
+                .label(
+                    build.base_parameter.span,
+                    "the bootstrap pins dnf to the base AMI's release",
+                )
+                .help(why),
+            );
+        }
         let mut invalid = |field: &str, why: &str| {
             diags.push(
                 Diag::error(
@@ -221,6 +251,22 @@ pub fn verify(
         };
         if !base_is_valid(base) {
             invalid("base.ami", "is not an AMI id");
+        }
+        if base.release.as_deref().is_some_and(|r| !ami::is_release(r)) {
+            invalid(
+                "base.release",
+                "is not an AL2023 release such as `2023.12.20260930`",
+            );
+        }
+        if base.kernel.as_deref().is_some_and(|k| !ami::is_kernel(k)) {
+            invalid("base.kernel", "is not a kernel version such as `6.12`");
+        }
+        if base
+            .architecture
+            .as_deref()
+            .is_some_and(|a| !matches!(a, "x86_64" | "arm64"))
+        {
+            invalid("base.architecture", "is not `x86_64` or `arm64`");
         }
         if !is_git_rev(&flake.rev) {
             invalid("flake.rev", "is not a full git commit hash");
@@ -280,6 +326,8 @@ pub fn verify(
         });
         out.push(Some(Resolved {
             base_ami: base.ami.clone(),
+            base_release: base.release.clone().unwrap_or_default(),
+            base_ami_name: base.ami_name.clone().unwrap_or_default(),
             flake_ref: locked_flake_ref(
                 &build.flake.url,
                 build.flake.git_ref.as_deref(),

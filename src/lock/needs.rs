@@ -79,6 +79,9 @@ pub enum Why {
     Invalid,
     /// Asked for with `--update`.
     Requested,
+    /// A base entry that does not say what its AMI is (a version-1 or -2 lock): only EC2 is asked, about the
+    /// locked AMI, so upgrading the lock moves nothing.
+    Undescribed,
 }
 
 /// The parts of one built image that must be resolved.
@@ -113,6 +116,7 @@ pub fn needs(plan: &Plan, old: &Lock, selection: &Selection) -> Vec<Need> {
             Some(b) if !base_matches(b, build, &plan.stack) => Some(Why::Stale),
             Some(b) if !base_is_valid(b) => Some(Why::Invalid),
             Some(_) if selection.base(name) => Some(Why::Requested),
+            Some(b) if !super::ami::is_described(b) => Some(Why::Undescribed),
             Some(_) => None,
         };
         let flake = match entry.map(|e| &e.flake) {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::ami::{self, Release, describe_change};
 use super::time::{age_days, date, date_of_secs, parse_rfc3339};
 use super::update::{ImageChange, short};
 use super::{
@@ -51,7 +52,26 @@ fn base_version(b: &BaseLock) -> String {
     )
 }
 
+/// The release line under a base change: what moved in AL2023 terms, or what the AMI is.
+fn release_line(out: &mut String, old: Option<&BaseLock>, new: &BaseLock) {
+    let line = match (old.and_then(Release::of), Release::of(new)) {
+        (Some(o), Some(n)) if old.is_some_and(|o| o.ami != new.ami) => describe_change(&o, &n),
+        (None, Some(_)) if old.is_some_and(|o| o.ami == new.ami) => format!(
+            "{} (now described: lock format version 3)",
+            ami::describe(new).unwrap_or_default()
+        ),
+        (_, Some(_)) => ami::describe(new).unwrap_or_default(),
+        (_, None) => return,
+    };
+    let _ = writeln!(out, "        {line}");
+}
+
 fn base_change(out: &mut String, old: Option<&BaseLock>, new: &BaseLock) {
+    base_ami_change(out, old, new);
+    release_line(out, old, new);
+}
+
+fn base_ami_change(out: &mut String, old: Option<&BaseLock>, new: &BaseLock) {
     match old {
         Some(o) if o.ami == new.ami && o.parameter == new.parameter && o.region == new.region => {
             let _ = writeln!(out, "  base: {} unchanged, {}", new.ami, base_version(new));
@@ -177,6 +197,9 @@ pub struct StatusCounts {
     pub stale: usize,
     pub missing: usize,
     pub pruned: usize,
+    /// Base AMIs older than their `base`'s `max-age`, or past their deprecation time.
+    pub old_amis: usize,
+    pub deprecated: usize,
 }
 
 /// `--status`: per image what is pinned, when it was resolved and how old that is; entries resolved more than
@@ -246,6 +269,39 @@ pub fn status(
             date(&b.parameter_modified),
             age(&b.resolved_at, &mut counts)
         );
+        let ami_line = match ami::describe(b) {
+            None => {
+                counts.missing += 1;
+                format!(
+                    "AMI not described: the lock predates format version 3 (run `bake lock {spec_name}`)"
+                )
+            }
+            Some(words) => {
+                let mut line = words;
+                if let Some(created) = &b.ami_created {
+                    let _ = write!(line, ", AMI created {}", date(created));
+                }
+                if let Some(days) = ami::age_days(b, now) {
+                    let _ = write!(line, " ({days} days old)");
+                    if days > i64::from(build.base_max_age_days) {
+                        counts.old_amis += 1;
+                        let _ = write!(
+                            line,
+                            "  OLD: more than max-age {}d",
+                            build.base_max_age_days
+                        );
+                    }
+                }
+                if let Some(when) = ami::deprecated_at(b, now) {
+                    counts.deprecated += 1;
+                    let _ = write!(line, "  DEPRECATED since {when}");
+                } else if let Some(t) = &b.ami_deprecation {
+                    let _ = write!(line, ", deprecated from {}", date(t));
+                }
+                line
+            }
+        };
+        let _ = writeln!(out, "             {ami_line}");
         let f = &entry.flake;
         let flake_flag = if !flake_matches(f, &build.flake) {
             counts.stale += 1;
@@ -302,12 +358,50 @@ pub fn status(
     }
     let _ = writeln!(
         out,
-        "images: {} locked, {} missing, {} unused; entries: {} old (resolved more than {limit} days ago), {} stale",
-        counts.locked, counts.missing, counts.pruned, counts.old, counts.stale
+        "images: {} locked, {} missing, {} unused; entries: {} old (resolved more than {limit} days ago), {} stale; base AMIs: {} older than max-age, {} deprecated",
+        counts.locked,
+        counts.missing,
+        counts.pruned,
+        counts.old,
+        counts.stale,
+        counts.old_amis,
+        counts.deprecated
     );
     (out, counts)
 }
 
 fn base_version_short(b: &BaseLock) -> String {
     format!("version {}", b.parameter_version)
+}
+
+/// The warnings `--status` prints at the spec's `base` nodes: locked AMIs past their deprecation time, or older
+/// than their `base`'s `max-age`.
+pub fn base_warnings(
+    plan: &Plan,
+    lock: &Lock,
+    spec_name: &str,
+    now: i64,
+) -> Vec<crate::diag::Diag> {
+    use super::lookup_diag::{deprecated, too_old};
+    let mut out = Vec::new();
+    for image in &plan.images {
+        let (ImageSource::Built(build), Some(entry)) =
+            (&image.source, lock.images.get(&image.name.value))
+        else {
+            continue;
+        };
+        if !base_matches(&entry.base, build, &plan.stack) {
+            continue;
+        }
+        let span = build.base_parameter.span;
+        out.extend(deprecated(&entry.base, now, span, spec_name));
+        out.extend(too_old(
+            &entry.base,
+            now,
+            build.base_max_age_days,
+            span,
+            spec_name,
+        ));
+    }
+    out
 }

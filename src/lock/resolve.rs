@@ -14,10 +14,12 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use super::ami::ImageFacts;
 pub use super::needs::{Need, Selection, Why, needs, pruned};
 use super::nix::parse_metadata;
+use super::time::parse_rfc3339;
 pub use super::update::{ImageChange, short};
-use super::{BaseLock, FlakeLock, InstallerLock, Lock, installer_lock, lookup_diag, update};
+use super::{BaseLock, FlakeLock, InstallerLock, Lock, ami, installer_lock, lookup_diag, update};
 use crate::check::plan::{BuildPlan, ImageSource, Plan};
 use crate::diag::{Code, Diag};
 use crate::source::Span;
@@ -35,7 +37,8 @@ pub struct ParameterValue {
 /// Why a lookup failed. Each becomes one diagnostic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupError {
-    ParameterNotFound(String),
+    /// SSM has no such parameter, or EC2 no such image.
+    NotFound(String),
     AccessDenied(String),
     NoCredentials(String),
     /// Any other AWS failure (network, throttling, a bad endpoint ...), with the SDK's full message.
@@ -58,6 +61,8 @@ pub enum LookupError {
 pub trait Resolver {
     /// SSM `GetParameter` in the stack's region.
     fn parameter(&self, name: &str) -> impl Future<Output = Result<ParameterValue, LookupError>>;
+    /// EC2 `DescribeImages` of one AMI in the stack's region (`NotFound` when EC2 has no such image).
+    fn image(&self, ami: &str) -> impl Future<Output = Result<ImageFacts, LookupError>>;
     /// The stdout of `nix flake metadata --json <checkout>`.
     fn flake_metadata(&self, checkout: &Path) -> impl Future<Output = Result<String, LookupError>>;
     /// The SHA-256 (lower-case hex) of the file at `url`: the Nix installer binary the build will run.
@@ -181,10 +186,24 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
     }
 
     let mut parameters: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for need in needs.iter().filter(|n| n.base.is_some()) {
+    for need in needs
+        .iter()
+        .filter(|n| n.base.is_some_and(|w| w != Why::Undescribed))
+    {
         if let ImageSource::Built(build) = &plan.images[need.image].source {
             parameters
                 .entry(build.base_parameter.value.as_str())
+                .or_default()
+                .push(need.image);
+        }
+    }
+
+    // Entries of older locks that do not say what their AMI is: EC2 is asked about the locked AMI, nothing moves.
+    let mut undescribed: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for need in needs.iter().filter(|n| n.base == Some(Why::Undescribed)) {
+        if let Some(entry) = req.old.images.get(&plan.images[need.image].name.value) {
+            undescribed
+                .entry(entry.base.ami.as_str())
                 .or_default()
                 .push(need.image);
         }
@@ -207,11 +226,25 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
             .await
             .unwrap_or(Err(LookupError::Timeout(secs)))
     });
-    let param_lookups = parameters.keys().map(|name| async move {
-        tokio::time::timeout(timeout, resolver.parameter(name))
+    let describe = move |ami: String| async move {
+        tokio::time::timeout(timeout, resolver.image(&ami))
             .await
             .unwrap_or(Err(LookupError::Timeout(secs)))
+    };
+    // Each parameter's AMI is described as soon as SSM names it.
+    let param_lookups = parameters.keys().map(|name| async move {
+        let p = tokio::time::timeout(timeout, resolver.parameter(name))
+            .await
+            .unwrap_or(Err(LookupError::Timeout(secs)));
+        let facts = match &p {
+            Ok(p) if Grammar::AmiId.check(&p.value).is_ok() => {
+                Some(describe(p.value.clone()).await)
+            }
+            _ => None,
+        };
+        (p, facts)
     });
+    let describe_lookups = undescribed.keys().map(|ami| describe((*ami).to_owned()));
     let flake_lookups = checkouts.keys().map(|path| async move {
         let metadata = async {
             tokio::time::timeout(timeout, resolver.flake_metadata(path))
@@ -225,39 +258,104 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
         };
         tokio::join!(metadata, remotes)
     });
-    let (param_results, flake_results, download_results) = tokio::join!(
+    let (param_results, flake_results, download_results, describe_results) = tokio::join!(
         join_all(param_lookups),
         join_all(flake_lookups),
-        join_all(download_lookups)
+        join_all(download_lookups),
+        join_all(describe_lookups)
     );
 
     // Turn answers into entries, and failures into diagnostics at every node that asked.
     let mut bases: BTreeMap<usize, BaseLock> = BTreeMap::new();
     let mut world_failed = false;
     let mut spec_failed = false;
-    for ((name, images), result) in parameters.iter().zip(param_results) {
+    let now_secs = parse_rfc3339(req.now).unwrap_or(0);
+    let mut described = |images: &[usize],
+                         base: &dyn Fn(usize) -> Option<BaseLock>,
+                         facts: Result<ImageFacts, LookupError>,
+                         diags: &mut Vec<Diag>|
+     -> (bool, bool) {
+        let (mut spec, world) = (false, false);
+        let spans: Vec<Span> = images
+            .iter()
+            .filter_map(|&i| build_of(plan, i).map(|b| b.base_parameter.span))
+            .collect();
+        let Some(first) = images.first().and_then(|&i| base(i)) else {
+            return (spec, world);
+        };
+        let facts = match facts {
+            Ok(f) => f,
+            Err(e) => {
+                diags.push(lookup_diag::image_diag(
+                    &first.ami,
+                    &first.parameter,
+                    &plan.stack.region,
+                    &e,
+                    &spans,
+                ));
+                return (spec, true);
+            }
+        };
+        for (&i, span) in images.iter().zip(&spans) {
+            let (Some(build), Some(entry)) = (build_of(plan, i), base(i)) else {
+                continue;
+            };
+            if let Some(d) = lookup_diag::not_al2023(&entry, &facts, build.arch.as_str(), *span) {
+                spec = true;
+                diags.push(d);
+                continue;
+            }
+            let entry = ami::described(entry, &facts);
+            if let Some(d) = lookup_diag::deprecated(&entry, now_secs, *span, req.spec_name) {
+                diags.push(d);
+            }
+            bases.insert(i, entry);
+        }
+        (spec, world)
+    };
+    for ((ami, images), facts) in undescribed.iter().zip(describe_results) {
+        let old_base = |i: usize| {
+            req.old
+                .images
+                .get(&plan.images[i].name.value)
+                .map(|e| e.base.clone())
+                .filter(|b| b.ami == *ami)
+        };
+        let (spec, world) = described(images, &old_base, facts, &mut diags);
+        spec_failed |= spec;
+        world_failed |= world;
+    }
+    for ((name, images), (result, facts)) in parameters.iter().zip(param_results) {
         let spans: Vec<Span> = images
             .iter()
             .filter_map(|&i| build_of(plan, i).map(|b| b.base_parameter.span))
             .collect();
         match result {
             Ok(p) if Grammar::AmiId.check(&p.value).is_ok() => {
-                for &i in images {
-                    bases.insert(
-                        i,
-                        BaseLock {
-                            parameter: (*name).to_owned(),
-                            region: plan.stack.region.clone(),
-                            account: plan.stack.account.clone(),
-                            ami: p.value.clone(),
-                            parameter_version: p.version,
-                            parameter_modified: p.last_modified.clone(),
-                            ami_name: None,
-                            architecture: None,
-                            resolved_at: req.now.to_owned(),
-                        },
-                    );
-                }
+                let entry = |_: usize| {
+                    Some(BaseLock {
+                        parameter: (*name).to_owned(),
+                        region: plan.stack.region.clone(),
+                        account: plan.stack.account.clone(),
+                        ami: p.value.clone(),
+                        parameter_version: p.version,
+                        parameter_modified: p.last_modified.clone(),
+                        ami_name: None,
+                        release: None,
+                        kernel: None,
+                        architecture: None,
+                        ami_owner: None,
+                        ami_created: None,
+                        ami_deprecation: None,
+                        resolved_at: req.now.to_owned(),
+                    })
+                };
+                let facts = facts.unwrap_or(Err(LookupError::Aws(
+                    "the AMI was not described".to_owned(),
+                )));
+                let (spec, world) = described(images, &entry, facts, &mut diags);
+                spec_failed |= spec;
+                world_failed |= world;
             }
             Ok(p) => {
                 spec_failed = true;
@@ -480,12 +578,25 @@ mod tests {
             self.parameters.set(self.parameters.get() + 1);
             tokio::time::sleep(Duration::from_millis(500)).await;
             if name.contains("arm64") {
-                return Err(LookupError::ParameterNotFound("not found".into()));
+                return Err(LookupError::NotFound("not found".into()));
             }
             Ok(ParameterValue {
                 value: "ami-0123456789abcdef0".into(),
                 version: 7,
                 last_modified: "2026-01-01T00:00:00Z".into(),
+            })
+        }
+
+        async fn image(&self, ami: &str) -> Result<ImageFacts, LookupError> {
+            assert_eq!(ami, "ami-0123456789abcdef0");
+            Ok(ImageFacts {
+                name: "al2023-ami-2023.12.20260930.0-kernel-6.12-x86_64".into(),
+                owner_id: "137112412989".into(),
+                owner_alias: Some("amazon".into()),
+                architecture: "x86_64".into(),
+                creation_date: Some("2026-09-30T23:28:25Z".into()),
+                deprecation_time: None,
+                state: "available".into(),
             })
         }
 
@@ -599,6 +710,15 @@ mod tests {
         // Each lookup sleeps 500 ms: sequential lookups would take a second.
         assert_eq!(started.elapsed(), Duration::from_millis(500));
         assert_eq!(out.lock.images.len(), 2);
+        let base = &out.lock.images["a"].base;
+        assert_eq!(
+            (
+                base.release.as_deref(),
+                base.kernel.as_deref(),
+                base.architecture.as_deref()
+            ),
+            (Some("2023.12.20260930"), Some("6.12"), Some("x86_64"))
+        );
         assert_eq!(out.lock.images["b"].flake.rev, REV);
         assert_eq!(
             out.lock.images["a"].flake.inputs["system-manager"].url,

@@ -26,6 +26,8 @@ pub enum Grammar {
     RpmName,
     Version,
     Duration,
+    /// A whole number of days, `90d` (1 to 3650).
+    Days,
     PolicyArn,
     TagKey,
     SystemdUnit,
@@ -63,6 +65,7 @@ impl Grammar {
             Grammar::RpmName => "an RPM package name such as `git` or `python3.11`",
             Grammar::Version => "a version `X.Y.Z` such as `3.1.1`",
             Grammar::Duration => "an ISO-8601 duration such as `PT10M` or `PT1H30M`",
+            Grammar::Days => "a number of days from 1 to 3650 such as `90d`",
             Grammar::PolicyArn => {
                 "an IAM managed policy ARN such as `arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy`"
             }
@@ -171,6 +174,7 @@ impl Grammar {
                 expect(ok)
             }
             Grammar::Duration => parse_duration(s).map(|_| ()),
+            Grammar::Days => parse_days(s).map(|_| ()),
             Grammar::PolicyArn => {
                 let ok = s
                     .strip_prefix("arn:")
@@ -327,6 +331,18 @@ fn check_flake_url(s: &str) -> Result<(), String> {
 
 /// Parses `PT#H#M#S` into seconds. Only the time part is accepted: CloudFormation's fields are all below a day or
 /// a few.
+/// `90d` → 90 (1 to 3650 days).
+pub fn parse_days(s: &str) -> Result<u32, String> {
+    let n = s
+        .strip_suffix('d')
+        .filter(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| "is not a number of days such as `90d`".to_owned())?;
+    match n.parse::<u32>() {
+        Ok(d) if (1..=3650).contains(&d) => Ok(d),
+        _ => Err("is not between 1 and 3650 days".to_owned()),
+    }
+}
+
 pub fn parse_duration(s: &str) -> Result<u64, String> {
     let Some(rest) = s.strip_prefix("PT") else {
         return Err("is not an ISO-8601 duration starting with `PT`".into());

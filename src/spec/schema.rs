@@ -279,6 +279,12 @@ const IMAGE: Node = Node {
                     Ty::Choice(ARCHITECTURES),
                     "The CPU architecture. Read from the parameter name when `ssm` is used; give it with `ami` so bake can check instance types.",
                 ),
+                with_default(
+                    "max-age",
+                    Ty::Str(Grammar::Days),
+                    "90d",
+                    "With `ssm`: how old the locked base AMI may get before `bake lock --status` warns (90 days is AWS's usual deprecation horizon for AL2023 AMIs).",
+                ),
             ],
             required: true,
             ..node(

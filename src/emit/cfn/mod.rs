@@ -93,7 +93,7 @@ pub(crate) fn template(
                         "Value": {"Fn::GetAtt": [image_id(image, ""), "ImageId"]}
                     }),
                 );
-                let mut meta = json!({"base-ami": r.base_ami, "flake-rev": r.flake_rev, "system-manager": r.system_manager_ref});
+                let mut meta = json!({"base-ami": r.base_ami, "base-ami-name": r.base_ami_name, "flake-rev": r.flake_rev, "system-manager": r.system_manager_ref});
                 if build.delete_old_amis {
                     meta["keep-amis"] = json!(build.keep_amis);
                 }
