@@ -565,7 +565,7 @@ fn lock_command(args: &LockArgs, style: Style) -> u8 {
     }
     if old_text.is_some() && old.version < outcome.lock.version {
         eprintln!(
-            "{lock_name}: upgraded from lock format version {} to {}: each base entry now says what its AMI is (EC2 DescribeImages); only what is listed above moved",
+            "{lock_name}: upgraded from lock format version {} to {}: the base entries now say what their AMIs are (EC2 DescribeImages)",
             old.version, outcome.lock.version
         );
     }

@@ -205,12 +205,15 @@ fn variant(base: &BaseLock) -> &'static str {
     }
 }
 
-/// `AL2023 2023.12.20260930 (kernel 6.12, x86_64)`; `AL2023 minimal …` for the minimal AMIs.
+/// `AL2023 2023.12.20260930 (kernel 6.12, x86_64)`; `(minimal, kernel …)` for the minimal AMIs.
 pub fn describe(base: &BaseLock) -> Option<String> {
     Some(format!(
-        "AL2023 {}{} (kernel {}, {})",
-        variant(base),
+        "AL2023 {} ({}kernel {}, {})",
         base.release.as_deref()?,
+        match variant(base) {
+            "" => "",
+            _ => "minimal, ",
+        },
         base.kernel.as_deref()?,
         base.architecture.as_deref()?
     ))
@@ -228,9 +231,9 @@ pub fn describe_change(old: &Release<'_>, new: &Release<'_>) -> String {
     };
     let variant = match (old.minimal, new.minimal) {
         (false, false) => String::new(),
-        (true, true) => "minimal ".to_owned(),
+        (true, true) => "minimal, ".to_owned(),
         (a, b) => format!(
-            "{} → {} ",
+            "{} → {}, ",
             if a { "minimal" } else { "standard" },
             if b { "minimal" } else { "standard" }
         ),
@@ -246,7 +249,7 @@ pub fn describe_change(old: &Release<'_>, new: &Release<'_>) -> String {
         _ => String::new(),
     };
     format!(
-        "AL2023 {variant}{releases} (kernel {}, {}){days}",
+        "AL2023 {releases} ({variant}kernel {}, {}){days}",
         both(old.kernel, new.kernel),
         both(old.arch, new.arch)
     )
@@ -369,7 +372,7 @@ mod tests {
                     ..old
                 }
             ),
-            "AL2023 standard → minimal 2023.9.20251110 → 2023.9.20251014 (kernel 6.12 → 6.18, x86_64), 27 days OLDER"
+            "AL2023 2023.9.20251110 → 2023.9.20251014 (standard → minimal, kernel 6.12 → 6.18, x86_64), 27 days OLDER"
         );
         assert_eq!(
             describe_change(

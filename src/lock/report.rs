@@ -56,10 +56,9 @@ fn base_version(b: &BaseLock) -> String {
 fn release_line(out: &mut String, old: Option<&BaseLock>, new: &BaseLock) {
     let line = match (old.and_then(Release::of), Release::of(new)) {
         (Some(o), Some(n)) if old.is_some_and(|o| o.ami != new.ami) => describe_change(&o, &n),
-        (None, Some(_)) if old.is_some_and(|o| o.ami == new.ami) => format!(
-            "{} (now described: lock format version 3)",
-            ami::describe(new).unwrap_or_default()
-        ),
+        (None, Some(_)) if old.is_some_and(|o| o.ami == new.ami) => {
+            format!("now described: {}", ami::describe(new).unwrap_or_default())
+        }
         (_, Some(_)) => ami::describe(new).unwrap_or_default(),
         (_, None) => return,
     };
