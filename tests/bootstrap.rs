@@ -9,6 +9,9 @@ mod common;
 use common::compile;
 use common::peers::{Peer, Suite};
 
+/// How the examples' bootstrap installs RPMs: from the locked base AMI's AL2023 release (specs/*.lock.json).
+const DNF_INSTALL: &str = "dnf --releasever=2023.12.20260930 install --assumeyes --";
+
 fn main() {
     let mut suite = Suite::new();
     suite.test(
@@ -140,7 +143,7 @@ fn a_git_flake_installs_git_on_the_build_instance() {
     ] {
         let install = script
             .lines()
-            .find(|l| l.starts_with("dnf install --assumeyes --") && !l.contains("--allowerasing"))
+            .find(|l| l.starts_with(DNF_INSTALL) && !l.contains("--allowerasing"))
             .expect("an RPM install line");
         let words = shlex::split(install).unwrap();
         assert!(words.iter().any(|w| w == "git"), "{install}");
@@ -314,8 +317,8 @@ fn full_packages_replace_the_minimal_ones_in_their_own_transaction() {
     assert_eq!(
         lines,
         [
-            "dnf install --assumeyes --allowerasing -- curl-full libcurl-full gnupg2-full",
-            "dnf install --assumeyes -- git jq aws-cfn-bootstrap",
+            "dnf --releasever=2023.12.20260930 install --assumeyes --allowerasing -- curl-full libcurl-full gnupg2-full",
+            "dnf --releasever=2023.12.20260930 install --assumeyes -- git jq aws-cfn-bootstrap",
         ]
     );
 }
@@ -728,10 +731,10 @@ fn a_github_flake_needs_git_only_for_inputs_its_lock_fetches_with_git() {
         let script = artifacts.get("web.bootstrap.sh").unwrap().to_owned();
         let line = script
             .lines()
-            .find(|l| l.starts_with("dnf install --assumeyes --"))
+            .find(|l| l.starts_with(DNF_INSTALL))
             .unwrap()
             .to_owned();
-        shlex::split(&line).unwrap()[4..].to_vec()
+        shlex::split(&line).unwrap()[5..].to_vec()
     };
     // A tarball fetch: no git.
     assert_eq!(rpms(&lock), ["jq", "aws-cfn-bootstrap"]);

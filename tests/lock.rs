@@ -136,6 +136,11 @@ fn main() {
         deprecation_and_age_warnings_with_a_fixed_clock,
     );
     suite.test("max_age_must_be_days", &[], max_age_must_be_days);
+    suite.test(
+        "a_hand_edited_release_never_reaches_the_script",
+        &[],
+        a_hand_edited_release_never_reaches_the_script,
+    );
     suite.run()
 }
 
@@ -1517,5 +1522,41 @@ fn max_age_must_be_days() {
         let stderr = out.exits(1);
         assert!(stderr.contains("max-age"), "{value}: {stderr}");
         assert!(stderr.contains(needle), "{value}: {stderr}");
+    }
+}
+
+fn a_hand_edited_release_never_reaches_the_script() {
+    for (field, value, needle) in [
+        (
+            "release",
+            "2023.9.20251014 --nogpgcheck",
+            "`images.web.base.release` is not an AL2023 release",
+        ),
+        (
+            "kernel",
+            "6.12;reboot",
+            "`images.web.base.kernel` is not a kernel version",
+        ),
+        (
+            "architecture",
+            "riscv64",
+            "`images.web.base.architecture` is not `x86_64` or `arm64`",
+        ),
+    ] {
+        let original = match field {
+            "release" => "2023.9.20251014",
+            "kernel" => "6.12",
+            _ => "x86_64",
+        };
+        let lock = current_lock().replace(
+            &format!("\"{field}\": \"{original}\""),
+            &format!("\"{field}\": \"{value}\""),
+        );
+        assert_ne!(lock, current_lock(), "{field}");
+        let f = Fixture::with_spec(&spec(PARAM, None, "")).with_lock(&lock);
+        let stderr = flat(f.run(&["compile", "web.kdl", "-o", "out"]).exits(1));
+        assert!(stderr.contains("bake::lock::invalid"), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(!f.path("out").exists());
     }
 }

@@ -288,5 +288,5 @@ fn check_bootstrap(script: &str) {
             "query before fragment: {url}"
         );
     }
-    assert!(script.contains("dnf install --assumeyes --"));
+    assert!(script.contains("dnf --releasever=2023.12.20260930 install --assumeyes --"));
 }
