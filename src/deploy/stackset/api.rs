@@ -152,7 +152,9 @@ impl AwsStackSets {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(match aws::classify(&e, &self.endpoint) {
                 Classified::Service { code, message } => CfnError::Service { code, message },
-                Classified::Failure(f) if f.kind == Kind::Throttled => CfnError::Throttled(f.sentence),
+                Classified::Failure(f) if f.kind == Kind::Throttled => {
+                    CfnError::Throttled(f.sentence)
+                }
                 Classified::Failure(f) => CfnError::Transport(f),
             }),
             Err(_) => Err(CfnError::Transport(Failure::new(
@@ -235,7 +237,10 @@ impl StackSets for AwsStackSets {
                 .stack_set()
                 .map(|s| StackSet {
                     id: owned(s.stack_set_id()),
-                    status: s.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    status: s
+                        .status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
                     template_body: s.template_body().map(str::to_owned),
                 })
                 .filter(|s| s.status != "DELETED")),
@@ -387,7 +392,10 @@ impl StackSets for AwsStackSets {
                     account: owned(s.account()),
                     region: owned(s.region()),
                     organizational_unit: s.organizational_unit_id().map(str::to_owned),
-                    status: s.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    status: s
+                        .status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
                     detailed_status: s
                         .stack_instance_status()
                         .and_then(|d| d.detailed_status())
@@ -448,7 +456,10 @@ impl StackSets for AwsStackSets {
                 out.push(OperationResult {
                     account: owned(r.account()),
                     region: owned(r.region()),
-                    status: r.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    status: r
+                        .status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
                     reason: r.status_reason().map(str::to_owned),
                 });
             }

@@ -7,6 +7,8 @@ mod fleet;
 mod image;
 mod retention;
 mod stackset;
+
+pub use stackset::MAP as STACKSET_MAP;
 #[cfg(test)]
 mod tests;
 

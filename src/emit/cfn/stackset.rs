@@ -9,7 +9,7 @@ use crate::check::plan::{FleetPlan, ImagePlan, Plan};
 use crate::check::stackset::StackSetPlan;
 
 /// The one map: region → `Image<Name>Ami`, `Fleet<Name>Subnets`, `Fleet<Name>SecurityGroups`.
-pub(crate) const MAP: &str = "BakeRegions";
+pub const MAP: &str = "BakeRegions";
 
 fn lookup(key: String) -> Value {
     json!({"Fn::FindInMap": [MAP, {"Ref": "AWS::Region"}, key]})
