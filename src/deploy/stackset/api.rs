@@ -82,13 +82,15 @@ pub trait StackSets {
         template: &TemplateSource,
         tags: &[(String, String)],
     ) -> Result<(), CfnError>;
-    /// Updates the template of every instance; returns the operation id.
+    /// Updates the template of every instance, going through `regions` (those with instances) in that order;
+    /// returns the operation id.
     async fn update(
         &self,
         set: &StackSetPlan,
         name: &str,
         template: &TemplateSource,
         tags: &[(String, String)],
+        regions: &[String],
     ) -> Result<String, CfnError>;
     async fn create_instances(
         &self,
@@ -295,6 +297,7 @@ impl StackSets for AwsStackSets {
         name: &str,
         template: &TemplateSource,
         tags_: &[(String, String)],
+        regions: &[String],
     ) -> Result<String, CfnError> {
         let mut call = self
             .client
@@ -302,7 +305,7 @@ impl StackSets for AwsStackSets {
             .stack_set_name(name)
             .description(format!("bake stack set {name}"))
             .capabilities(Capability::CapabilityIam)
-            .operation_preferences(preferences(&set.preferences, &set.regions))
+            .operation_preferences(preferences(&set.preferences, regions))
             .call_as(call_as(set))
             .set_tags(Some(tags(tags_)));
         call = with_template!(call, template);

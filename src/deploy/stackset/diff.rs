@@ -75,6 +75,27 @@ impl Diff {
             || (delete_instances && self.count(Change::Remove) > 0)
     }
 
+    /// The regions that have stack instances: the spec's in its order, then any others (instances the spec no
+    /// longer names), sorted. An update goes through them in this order.
+    pub fn instance_regions(&self, set: &StackSetPlan) -> Vec<String> {
+        let has = |r: &str| {
+            self.rows
+                .iter()
+                .any(|row| row.region == r && row.existing.is_some())
+        };
+        let mut out: Vec<String> = set.regions.iter().filter(|r| has(r)).cloned().collect();
+        let mut others: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|row| row.existing.is_some() && !set.regions.contains(&row.region))
+            .map(|row| row.region.clone())
+            .collect();
+        others.sort();
+        others.dedup();
+        out.extend(others);
+        out
+    }
+
     /// The instance operations for rows with `change`: targets grouped by the regions they need, regions in the
     /// stack set's order, so that each group is one call.
     pub fn selections(&self, set: &StackSetPlan, change: Change) -> Vec<Selection> {
@@ -252,4 +273,121 @@ fn region_changes(old: &Value, new: &Value, region: &str) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::stackset::{Preferences, RegionValues};
+
+    fn set(targets: &[&str], regions: &[&str]) -> StackSetPlan {
+        StackSetPlan {
+            permission: Permission::SelfManaged {
+                accounts: targets.iter().map(|t| (*t).to_owned()).collect(),
+                administration_role: None,
+                execution_role: "AWSCloudFormationStackSetExecutionRole".into(),
+            },
+            call_as: "SELF".into(),
+            regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+            preferences: Preferences {
+                region_concurrency: "SEQUENTIAL".into(),
+                max_concurrent: None,
+                failure_tolerance: None,
+                concurrency_mode: "STRICT_FAILURE_TOLERANCE".into(),
+            },
+            values: regions
+                .iter()
+                .map(|r| RegionValues {
+                    region: (*r).to_owned(),
+                    ..RegionValues::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn instance(account: &str, region: &str) -> Instance {
+        Instance {
+            account: account.into(),
+            region: region.into(),
+            status: "CURRENT".into(),
+            ..Instance::default()
+        }
+    }
+
+    fn template(amis: &[(&str, &str)]) -> String {
+        let mut map = serde_json::Map::new();
+        for (region, ami) in amis {
+            map.insert((*region).into(), json!({"ImageWebAmi": ami}));
+        }
+        json!({"Mappings": {"BakeRegions": map}, "Resources": {"P": {"Type": "AWS::SSM::Parameter", "Properties": {}}}})
+            .to_string()
+    }
+
+    #[test]
+    fn new_pairs_are_grouped_by_the_regions_they_need_in_spec_order() {
+        let s = set(
+            &["111111111111", "222222222222", "333333333333"],
+            &["eu-west-1", "us-east-1"],
+        );
+        // 111 has both regions, 222 only us-east-1, 333 none; 444 is no longer in the spec.
+        let have = [
+            instance("111111111111", "eu-west-1"),
+            instance("111111111111", "us-east-1"),
+            instance("222222222222", "us-east-1"),
+            instance("444444444444", "ap-south-1"),
+        ];
+        let t = template(&[("eu-west-1", "ami-1"), ("us-east-1", "ami-2")]);
+        let d = diff(&s, true, Some(&t), &t, &have);
+        assert!(!d.template_changed);
+        assert_eq!(d.count(Change::Unchanged), 3);
+        assert_eq!(d.count(Change::Create), 3);
+        assert_eq!(d.count(Change::Remove), 1);
+        let creates = d.selections(&s, Change::Create);
+        assert_eq!(
+            creates,
+            [
+                Selection {
+                    targets: vec!["222222222222".into()],
+                    regions: vec!["eu-west-1".into()]
+                },
+                Selection {
+                    targets: vec!["333333333333".into()],
+                    regions: vec!["eu-west-1".into(), "us-east-1".into()]
+                },
+            ]
+        );
+        assert_eq!(
+            d.selections(&s, Change::Remove),
+            [Selection {
+                targets: vec!["444444444444".into()],
+                regions: vec!["ap-south-1".into()]
+            }]
+        );
+        assert_eq!(
+            d.instance_regions(&s),
+            ["eu-west-1", "us-east-1", "ap-south-1"]
+        );
+        assert!(d.has_changes(false));
+    }
+
+    #[test]
+    fn a_changed_ami_shows_in_its_region_only() {
+        let s = set(&["111111111111"], &["us-east-1", "eu-west-1"]);
+        let have = [
+            instance("111111111111", "us-east-1"),
+            instance("111111111111", "eu-west-1"),
+        ];
+        let old = template(&[("us-east-1", "ami-1"), ("eu-west-1", "ami-2")]);
+        let new = template(&[("us-east-1", "ami-1"), ("eu-west-1", "ami-3")]);
+        let d = diff(&s, true, Some(&old), &new, &have);
+        assert!(d.template_changed);
+        assert_eq!(d.count(Change::Update), 2);
+        let eu = d.rows.iter().find(|r| r.region == "eu-west-1").unwrap();
+        assert_eq!(eu.details, ["ImageWebAmi: ami-2 → ami-3"]);
+        let us = d.rows.iter().find(|r| r.region == "us-east-1").unwrap();
+        assert!(us.details.is_empty());
+        // Same template: nothing to do.
+        let d = diff(&s, true, Some(&new), &new, &have);
+        assert!(!d.has_changes(true));
+    }
 }

@@ -350,7 +350,7 @@ async fn deploy_inner<S: StackSets>(
         ui.say(format!("Created stack set {name} in {}.", target.region));
     } else if d.template_changed {
         let id = sets
-            .update(set, name, &template, &tags)
+            .update(set, name, &template, &tags, &d.instance_regions(set))
             .await
             .map_err(|e| env_error(ui, &format!("cannot update stack set {name}"), &e))?;
         ui.say(format!(
