@@ -43,6 +43,11 @@ fn main() {
         a_failed_instance_is_reported_with_its_account_and_region,
     );
     suite.test(
+        "status_watch_follows_instances_until_the_operation_ends",
+        moto,
+        status_watch_follows_instances_until_the_operation_ends,
+    );
+    suite.test(
         "a_region_without_its_ami_is_refused_before_any_call",
         &[],
         a_region_without_its_ami_is_refused_before_any_call,
@@ -408,7 +413,7 @@ fn two_accounts_two_regions_each_region_gets_its_ami() {
 
 fn a_failed_instance_is_reported_with_its_account_and_region() {
     let url = moto_url();
-    let proxy = FailRegion::start(&url, "eu-west-1");
+    let proxy = Rewriter::start(&url, "eu-west-1");
     let dir = tempfile::tempdir().unwrap();
     let name = unique("ssfail");
     let regions = vec![
@@ -445,6 +450,42 @@ fn a_failed_instance_is_reported_with_its_account_and_region() {
     expect(&destroy, 0, &format!("Deleted stack set {name}"));
 }
 
+fn status_watch_follows_instances_until_the_operation_ends() {
+    let url = moto_url();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("sswatch");
+    let regions = vec![
+        ("us-east-1", AMI.to_owned(), None),
+        ("eu-west-1", an_ami(&url, "eu-west-1"), None),
+    ];
+    write_spec(dir.path(), &name, &[ACCOUNT], &regions, false);
+    let deploy = bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]);
+    expect(&deploy, 0, &format!("Deployed stack set {name}"));
+    // The proxy answers the first two listings with RUNNING instances, as during an operation.
+    let proxy = Rewriter::with(&url, Mode::BusyFor(2));
+    let status = bake(dir.path(), &proxy.url, &["status", "app.kdl"]);
+    expect(
+        &status,
+        0,
+        "An operation is in progress: `bake status app.kdl --watch` follows it.",
+    );
+    let start = Instant::now();
+    let watched = bake(dir.path(), &proxy.url, &["status", "app.kdl", "--watch"]);
+    let took = start.elapsed();
+    expect(&watched, 0, "CURRENT/SUCCEEDED");
+    assert!(
+        !String::from_utf8_lossy(&watched.stdout).contains("in progress"),
+        "{}",
+        text(&watched)
+    );
+    // It read again after its 5-second pause, and stopped once the instances were done.
+    assert!(took >= Duration::from_secs(5), "{took:?}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    drop(proxy);
+    let destroy = bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]);
+    expect(&destroy, 0, &format!("Deleted stack set {name}"));
+}
+
 fn a_region_without_its_ami_is_refused_before_any_call() {
     let dir = tempfile::tempdir().unwrap();
     let regions = vec![
@@ -472,48 +513,63 @@ fn a_region_without_its_ami_is_refused_before_any_call() {
     );
 }
 
-// ---- a proxy that fails one region ---------------------------------------------------------------------------
+// ---- a proxy that rewrites moto's answers ---------------------------------------------------------------------------
 
 const REASON: &str = "injected by the test proxy: the stack instance failed in this region";
 
-/// Forwards every request to moto and rewrites three answers for `region`: its operation results FAILED (with
-/// `REASON`), the operation FAILED, and its stack instances OUTDATED/FAILED.
-struct FailRegion {
+/// Forwards every request to moto and rewrites its answers (`Mode`): for a failed region, its operation results
+/// FAILED (with `REASON`), the operation FAILED and its stack instances OUTDATED/FAILED.
+struct Rewriter {
     url: String,
     stop: Arc<AtomicBool>,
 }
 
-impl FailRegion {
-    fn start(upstream: &str, region: &'static str) -> FailRegion {
+/// What the proxy changes in moto's answers.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// The region's results and instances FAILED (`REASON`), the operation FAILED.
+    Fail(&'static str),
+    /// Every instance RUNNING in the first this many `ListStackInstances` answers (an operation under way).
+    BusyFor(usize),
+}
+
+impl Rewriter {
+    fn start(upstream: &str, region: &'static str) -> Rewriter {
+        Rewriter::with(upstream, Mode::Fail(region))
+    }
+
+    fn with(upstream: &str, mode: Mode) -> Rewriter {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
+        let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(300);
             while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         let upstream = upstream.clone();
-                        std::thread::spawn(move || serve(conn, &upstream, region));
+                        let lists = Arc::clone(&lists);
+                        std::thread::spawn(move || serve(conn, &upstream, mode, &lists));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
-        FailRegion { url, stop }
+        Rewriter { url, stop }
     }
 }
 
-impl Drop for FailRegion {
+impl Drop for Rewriter {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
     }
 }
 
-fn serve(mut conn: TcpStream, upstream: &str, region: &str) {
+fn serve(mut conn: TcpStream, upstream: &str, mode: Mode, lists: &std::sync::atomic::AtomicUsize) {
     conn.set_nonblocking(false).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
@@ -530,6 +586,22 @@ fn serve(mut conn: TcpStream, upstream: &str, region: &str) {
         .map_or(answer.len(), |p| p + 4);
     let (answer_head, answer_body) = answer.split_at(split);
     let xml = String::from_utf8_lossy(answer_body).into_owned();
+    let region = match mode {
+        Mode::Fail(region) => region,
+        Mode::BusyFor(n) => {
+            let xml = if request.contains("Action=ListStackInstances")
+                && lists.fetch_add(1, Ordering::SeqCst) < n
+            {
+                xml.replace(
+                    "<DetailedStatus>SUCCEEDED</DetailedStatus>",
+                    "<DetailedStatus>RUNNING</DetailedStatus>",
+                )
+            } else {
+                xml
+            };
+            return answer_with(&mut conn, answer_head, &xml);
+        }
+    };
     let member_in_region = format!("<Region>{region}</Region>");
     let xml = if request.contains("Action=ListStackSetOperationResults") {
         rewrite_members(&xml, &member_in_region, |m| {
@@ -557,6 +629,11 @@ fn serve(mut conn: TcpStream, upstream: &str, region: &str) {
     } else {
         xml
     };
+    answer_with(&mut conn, answer_head, &xml);
+}
+
+/// moto's answer head with the (rewritten) body and its new length.
+fn answer_with(conn: &mut TcpStream, answer_head: &[u8], xml: &str) {
     let head: String = String::from_utf8_lossy(answer_head)
         .split("\r\n")
         .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:") && !l.is_empty())

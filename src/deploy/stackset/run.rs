@@ -281,6 +281,9 @@ async fn deploy_inner<S: StackSets>(
 ) -> Result<(), u8> {
     let set = the_set(target, ui)?;
     let name = target.stack();
+    if options.no_rollback {
+        ui.error("warning: --no-rollback does not apply to a stack set (StackSets operations have no such option); it is ignored");
+    }
     let body = compact(target.template);
     if let Some(refusal) = target.store.refusal(&body, target.plan) {
         ui.error(refusal);
@@ -432,17 +435,31 @@ fn detached(target: &Target<'_>, ui: &mut Ui) -> Result<(), u8> {
 pub async fn status<S: StackSets>(
     sets: &S,
     target: &Target<'_>,
-    _options: Options,
+    options: Options,
     ui: &mut Ui,
 ) -> u8 {
     let set = match the_set(target, ui) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let current = match read(sets, set, target, ui).await {
+    let mut current = match read(sets, set, target, ui).await {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // `--watch`: while an instance is PENDING or RUNNING, read them again (every 5 s, bounded like `wait`).
+    let start = std::time::Instant::now();
+    while options.watch && busy(&current.instances) {
+        if start.elapsed() >= super::wait::MAX_WAIT {
+            ui.error("error: the stack set's instances are still busy after 24 hours; bake stops watching (the operation goes on in AWS)");
+            return exit::ENV;
+        }
+        ui.mark_started();
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        current = match read(sets, set, target, ui).await {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+    }
     let name = target.stack();
     if current.set.is_none() {
         ui.json_line(&json!({"stack_set": name, "region": target.region, "exists": false}));
@@ -493,15 +510,21 @@ pub async fn status<S: StackSets>(
     } else {
         "The stack set's template differs from the spec: `bake plan` shows how.\n"
     });
-    let busy = current
-        .instances
-        .iter()
-        .any(|i| matches!(i.detailed_status.as_deref(), Some("PENDING" | "RUNNING")));
-    if busy {
-        text.push_str("  An operation is in progress: run `bake status` again to follow it.\n");
+    if busy(&current.instances) {
+        text.push_str(&format!(
+            "  An operation is in progress: `bake status {} --watch` follows it.\n",
+            target.spec
+        ));
     }
     let _ = write!(ui.out, "{text}");
     exit::OK
+}
+
+/// Whether an operation is under way in some instance.
+fn busy(instances: &[Instance]) -> bool {
+    instances
+        .iter()
+        .any(|i| matches!(i.detailed_status.as_deref(), Some("PENDING" | "RUNNING")))
 }
 
 /// `bake destroy` for a stack set: delete every stack instance (their stacks and resources), then the set.
