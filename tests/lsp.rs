@@ -314,6 +314,37 @@ fn open_and_change_publish_the_diagnostics_of_bake_check() {
 }
 
 #[test]
+fn the_editor_reports_a_stack_set_region_without_its_ami() {
+    let c = Client::start();
+    let u = uri("stackset.kdl");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/stackset.kdl"))
+        .unwrap();
+    let d = c.open(&u, &text);
+    assert!(d.diagnostics.is_empty(), "{:?}", d.diagnostics);
+    let broken = text.replace("        image \"web\" ami=\"ami-04c1d2e3f4a5b6c78\"\n", "");
+    assert_ne!(broken, text);
+    let d = c.change(&u, 2, &broken);
+    assert_eq!(d.diagnostics.len(), 1, "{:?}", d.diagnostics);
+    let got = &d.diagnostics[0];
+    assert_eq!(
+        got.code,
+        Some(NumberOrString::String(
+            "bake::stackset::region_value".into()
+        ))
+    );
+    assert!(
+        got.message
+            .contains("region `eu-west-1` needs an AMI id for image `web`"),
+        "{}",
+        got.message
+    );
+    // At the region in `regions`, where the instance would have run without it.
+    let at = pos(&broken, "\"eu-west-1\"\n", 0);
+    assert_eq!(got.range.start, at);
+    c.shutdown();
+}
+
+#[test]
 fn secondary_labels_become_related_information() {
     let c = Client::start();
     let u = uri("dup.kdl");
@@ -396,7 +427,7 @@ fn completion_offers_what_the_schema_allows_at_the_cursor() {
 
     // Top level.
     let top = c.completion(&u, Position::new(15, 0));
-    assert_eq!(labels(&top), ["stack", "image", "fleet"]);
+    assert_eq!(labels(&top), ["stack", "image", "fleet", "stack-set"]);
 
     // Children of a fleet, not of an image.
     let fleet = c.completion(&u, pos(DRAFT, "    \n    rollout", 4));

@@ -17,6 +17,7 @@ mod retention;
 pub mod rollback;
 mod rollout;
 mod stack;
+pub mod stackset;
 mod tags;
 
 use crate::diag::{Code, Diag, Diags};
@@ -38,13 +39,23 @@ pub fn check(tree: &Tree) -> (Option<Plan>, Vec<Diag>) {
     image::warn_unused_images(tree, &images, &mut diags);
     tags::check(tree, &mut diags);
     let images = image::add_signal_rpms(images, &fleets);
+    let stack_set = tree
+        .first("stack-set")
+        .map(|item| stack_set(item, tree, stack.as_ref(), &images, &fleets, &mut diags));
     let images: Option<Vec<ImagePlan>> = images.into_iter().map(|(_, i)| i).collect();
     let fleets: Option<Vec<FleetPlan>> = fleets.into_iter().collect();
-    let plan = match (stack, images, fleets) {
-        (Some(stack), Some(images), Some(fleets)) => Some(Plan {
+    let plan = match (stack, images, fleets, stack_set) {
+        (Some(stack), Some(images), Some(fleets), None) => Some(Plan {
             stack,
             images,
             fleets,
+            stack_set: None,
+        }),
+        (Some(stack), Some(images), Some(fleets), Some(Some(set))) => Some(Plan {
+            stack,
+            images,
+            fleets,
+            stack_set: Some(set),
         }),
         _ => None,
     };
@@ -56,6 +67,36 @@ pub fn check(tree: &Tree) -> (Option<Plan>, Vec<Diag>) {
         plan
     };
     (plan, diags)
+}
+
+/// The `stack-set` node against the images and fleets that passed their checks.
+fn stack_set(
+    item: &crate::spec::Item,
+    tree: &Tree,
+    stack: Option<&plan::StackPlan>,
+    images: &[image::NamedImage],
+    fleets: &[Option<FleetPlan>],
+    diags: &mut Diags,
+) -> Option<stackset::StackSetPlan> {
+    let images: Vec<&ImagePlan> = images.iter().filter_map(|(_, i)| i.as_ref()).collect();
+    stackset::built_images(item, &images, diags);
+    fn names<'t>(tree: &'t Tree, kind: &'static str) -> Vec<&'t str> {
+        tree.all(kind)
+            .filter_map(|i| i.args.first())
+            .filter_map(|a| match &a.value {
+                crate::spec::Value::Str(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+    let cx = stackset::Context {
+        stack_region: stack.map(|s| s.region.as_str()),
+        image_names: names(tree, "image"),
+        fleet_names: names(tree, "fleet"),
+        images,
+        fleets: fleets.iter().flatten().collect(),
+    };
+    stackset::stack_set(item, &cx, diags)
 }
 
 /// A duration property within CloudFormation's range for it (1 second to `max_secs`).

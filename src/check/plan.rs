@@ -8,6 +8,8 @@ pub struct Plan {
     pub stack: StackPlan,
     pub images: Vec<ImagePlan>,
     pub fleets: Vec<FleetPlan>,
+    /// Deployed through CloudFormation StackSets (`check::stackset`); `None`: one plain stack.
+    pub stack_set: Option<super::stackset::StackSetPlan>,
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{Format, checked_spec, exit, read_lock, report};
 use crate::deploy::cfn::{AwsCfn, AwsOptions};
+use crate::deploy::stackset::{self, AwsStackSets, SetOptions};
 use crate::deploy::template_store::TemplateStore;
 use crate::deploy::{self, Options, Target, Ui};
 use crate::diag::render::Style;
@@ -74,6 +75,10 @@ pub(super) struct DeployArgs {
     /// Keep what was created or updated when the deployment fails, instead of rolling back (for debugging).
     #[arg(long)]
     no_rollback: bool,
+    /// Stack sets: delete the stack instances of accounts and regions the spec no longer names (with their
+    /// stacks' resources). Without it they are kept and listed.
+    #[arg(long)]
+    delete_instances: bool,
     #[command(flatten)]
     bucket: BucketArgs,
 }
@@ -126,7 +131,14 @@ pub(super) fn plan(args: &PlanArgs, output: Output) -> u8 {
         detailed_exitcode: args.detailed_exitcode,
         ..base_options(&args.stack)
     };
-    run(Verb::Plan, &args.stack, Some(&args.bucket), options, output)
+    run(
+        Verb::Plan,
+        &args.stack,
+        Some(&args.bucket),
+        options,
+        SetOptions::default(),
+        output,
+    )
 }
 
 pub(super) fn deploy(args: &DeployArgs, output: Output) -> u8 {
@@ -136,11 +148,15 @@ pub(super) fn deploy(args: &DeployArgs, output: Output) -> u8 {
         no_rollback: args.no_rollback,
         ..base_options(&args.stack)
     };
+    let set_options = SetOptions {
+        delete_instances: args.delete_instances,
+    };
     run(
         Verb::Deploy,
         &args.stack,
         Some(&args.bucket),
         options,
+        set_options,
         output,
     )
 }
@@ -150,7 +166,14 @@ pub(super) fn status(args: &StatusArgs, output: Output) -> u8 {
         watch: args.watch,
         ..base_options(&args.stack)
     };
-    run(Verb::Status, &args.stack, None, options, output)
+    run(
+        Verb::Status,
+        &args.stack,
+        None,
+        options,
+        SetOptions::default(),
+        output,
+    )
 }
 
 pub(super) fn destroy(args: &DestroyArgs, output: Output) -> u8 {
@@ -159,7 +182,14 @@ pub(super) fn destroy(args: &DestroyArgs, output: Output) -> u8 {
         detach: args.detach,
         ..base_options(&args.stack)
     };
-    run(Verb::Destroy, &args.stack, None, options, output)
+    run(
+        Verb::Destroy,
+        &args.stack,
+        None,
+        options,
+        SetOptions::default(),
+        output,
+    )
 }
 
 /// Asks on the terminal; `None` without one (never waits on a pipe).
@@ -179,6 +209,7 @@ fn run(
     args: &StackArgs,
     bucket: Option<&BucketArgs>,
     options: Options,
+    set_options: SetOptions,
     output: Output,
 ) -> u8 {
     let style = output.style;
@@ -276,7 +307,22 @@ fn run(
             ],
         };
         tokio::spawn(on_signal(stop, messages.clone()));
+        // A spec with `stack-set` deploys through CloudFormation StackSets (`deploy::stackset`).
+        let sets = match compiled.plan.stack_set {
+            Some(_) => Some(AwsStackSets::connect(&aws).await),
+            None => None,
+        };
         let command = async {
+            if let Some(sets) = &sets {
+                return match verb {
+                    Verb::Plan => stackset::plan(sets, &target, options, &mut ui).await,
+                    Verb::Deploy => {
+                        stackset::deploy(sets, &target, options, set_options, &mut ui).await
+                    }
+                    Verb::Status => stackset::status(sets, &target, options, &mut ui).await,
+                    Verb::Destroy => stackset::destroy(sets, &target, options, &mut ui).await,
+                };
+            }
             match verb {
                 Verb::Plan => deploy::plan(&cfn, &target, options, &mut ui).await,
                 Verb::Deploy => deploy::deploy(&cfn, &target, options, &mut ui).await,

@@ -15,6 +15,7 @@ mod execute;
 mod plan;
 mod prepare;
 pub mod progress;
+pub mod stackset;
 mod status;
 pub mod template_store;
 mod watch;

@@ -142,6 +142,18 @@ codes! {
         "`delete-old-amis #false keep=N`: `keep` sets how many baked AMIs the retention policy keeps, and there is no retention policy when old AMIs are not deleted. Use `delete-old-amis #true keep=N`, or drop `keep`.";
     PinnedBaseAmi => "bake::check::pinned_base_ami",
         "An image pinned to the stock Amazon Linux base AMI that the lock records for a built image. That AMI has no Nix and no system-manager configuration: rolling a fleet back to it runs none of your services. Roll back to an AMI bake baked earlier: `bake status` prints the SSM parameter whose history lists them (`aws ssm get-parameter-history --name /bake/<stack>/<image>/ami`).";
+    StackSetPermissions => "bake::stackset::permissions",
+        "A `stack-set` setting that belongs to the other permission model. `SELF_MANAGED` names `accounts` and may name `administration-role` and `execution-role`, and calls as `SELF`; `SERVICE_MANAGED` names `organizational-units`, may set `auto-deployment` and `retain-stacks-on-account-removal`, and may call as `DELEGATED_ADMIN`. docs/stacksets.md lists the roles each needs.";
+    StackSetTargets => "bake::stackset::targets",
+        "A `stack-set` without its deployment targets, or with one given twice: `accounts` (self-managed) or `organizational-units` (service-managed), each id once, and each region of `regions` once.";
+    StackSetRegion => "bake::stackset::region",
+        "A region name that is not an AWS region bake knows, or one in another partition than the stack's region (a stack set deploys within one partition: aws, aws-cn, aws-us-gov ...). A `region` block must name a region of `regions` other than the stack's own.";
+    StackSetPreferences => "bake::stackset::preferences",
+        "Operation preferences that CloudFormation refuses or ignores: `max-concurrent-count` with `max-concurrent-percentage`, or `failure-tolerance-count` with `failure-tolerance-percentage` (one of each pair at most); with `STRICT_FAILURE_TOLERANCE` at most `failure-tolerance-count` + 1 accounts run at once, whatever `max-concurrent-count` says.";
+    StackSetRegionValue => "bake::stackset::region_value",
+        "A target region without a value the stack instance there needs: a pinned image's AMI id, a fleet's subnets or security groups. AMI, subnet and security group ids are regional, so each region other than the stack's gets its own in a `region \"NAME\" { image ...; subnets ...; security-groups ... }` block of the `stack-set`; the stack's region takes them from the `image` and `fleet` nodes. Also reported: a `region` block naming an image or fleet the spec lacks.";
+    StackSetBuiltImage => "bake::stackset::built_image",
+        "A stack set deploys pinned AMIs only: an image built by Image Builder would be rebuilt in every account and region, and production would not run the AMI that was tested. Bake and test the image in a single-region stack (staging), copy the AMI to each region (`aws ec2 copy-image`) and share it with the target accounts, then pin it: `base ami=...` for the stack's region and `region \"NAME\" { image \"NAME\" ami=... }` for the others.";
 }
 
 /// What a name typed after `bake explain` refers to.

@@ -9,6 +9,9 @@
 mod cfn;
 pub mod templates;
 
+/// The `Mappings` entry of a stack set's template that holds each region's ids.
+pub use cfn::STACKSET_MAP;
+
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -33,6 +33,12 @@ pub enum Grammar {
     SystemdUnit,
     /// A command line for bash on the instance (quoted by `emit`, never spliced).
     ShellCommand,
+    /// An AWS Organizations OU id (`ou-…`) or root id (`r-…`): a stack set's deployment target.
+    OrganizationalUnitId,
+    /// An IAM role ARN (a stack set's administration role).
+    RoleArn,
+    /// An IAM role name (a stack set's execution role).
+    RoleName,
 }
 
 impl Grammar {
@@ -76,6 +82,13 @@ impl Grammar {
             Grammar::ShellCommand => {
                 "a one-line shell command such as `curl -fsS http://localhost/health` (no `${`: user data passes through Fn::Sub)"
             }
+            Grammar::OrganizationalUnitId => {
+                "an Organizations OU id such as `ou-ab12-cdefgh34` or a root id such as `r-ab12`"
+            }
+            Grammar::RoleArn => {
+                "an IAM role ARN such as `arn:aws:iam::123456789012:role/AWSCloudFormationStackSetAdministrationRole`"
+            }
+            Grammar::RoleName => "an IAM role name: 1 to 64 letters, digits and `+=,.@_-`",
         }
     }
 
@@ -214,6 +227,9 @@ impl Grammar {
                 expect(ok)
             }
             Grammar::ShellCommand => check_shell_command(s),
+            Grammar::OrganizationalUnitId => expect(is_ou_id(s)),
+            Grammar::RoleArn => expect(is_role_arn(s)),
+            Grammar::RoleName => expect(is_role_name(s)),
         }
     }
 }
@@ -249,6 +265,49 @@ pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// CloudFormation's `OrganizationalUnitId`: `^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$`.
+fn is_ou_id(s: &str) -> bool {
+    let part = |p: &str, min: usize| {
+        (min..=32).contains(&p.len())
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    if let Some(rest) = s.strip_prefix("ou-") {
+        rest.split_once('-')
+            .is_some_and(|(root, ou)| part(root, 4) && part(ou, 8))
+    } else {
+        s.strip_prefix("r-").is_some_and(|root| part(root, 4))
+    }
+}
+
+/// IAM's role name characters (`[\w+=,.@-]`, 1 to 64).
+fn is_role_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+/// `arn:<partition>:iam::<12 digits>:role/<optional path/><name>`, within CloudFormation's 20 to 2048 bytes.
+fn is_role_arn(s: &str) -> bool {
+    (20..=2048).contains(&s.len())
+        && s.strip_prefix("arn:")
+            .and_then(|r| r.split_once(":iam::"))
+            .is_some_and(|(partition, rest)| {
+                partition.starts_with("aws")
+                    && partition
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '-')
+                    && rest.split_once(":role/").is_some_and(|(account, path)| {
+                        account.len() == 12
+                            && account.bytes().all(|b| b.is_ascii_digit())
+                            && path.rsplit('/').next().is_some_and(is_role_name)
+                            && path
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
+                    })
+            })
 }
 
 fn expect(ok: bool) -> Result<(), String> {
@@ -422,6 +481,48 @@ mod tests {
         assert!(Grammar::Region.check("us-east-1").is_ok());
         assert!(Grammar::Region.check("us-gov-west-1").is_ok());
         assert!(Grammar::Region.check("useast1").is_err());
+        assert!(
+            Grammar::OrganizationalUnitId
+                .check("ou-ab12-cdefgh34")
+                .is_ok()
+        );
+        assert!(Grammar::OrganizationalUnitId.check("r-ab12").is_ok());
+        assert!(
+            Grammar::OrganizationalUnitId
+                .check("ou-ab1-cdefgh34")
+                .is_err()
+        );
+        assert!(
+            Grammar::OrganizationalUnitId
+                .check("ou-ab12-cdefgh3")
+                .is_err()
+        );
+        assert!(
+            Grammar::OrganizationalUnitId
+                .check("OU-ab12-cdefgh34")
+                .is_err()
+        );
+        assert!(
+            Grammar::RoleArn
+                .check("arn:aws:iam::123456789012:role/AWSCloudFormationStackSetAdministrationRole")
+                .is_ok()
+        );
+        assert!(
+            Grammar::RoleArn
+                .check("arn:aws:iam::12345678901:role/x")
+                .is_err()
+        );
+        assert!(
+            Grammar::RoleArn
+                .check("arn:aws:iam::123456789012:policy/x")
+                .is_err()
+        );
+        assert!(
+            Grammar::RoleName
+                .check("AWSCloudFormationStackSetExecutionRole")
+                .is_ok()
+        );
+        assert!(Grammar::RoleName.check("bad name").is_err());
         assert!(Grammar::RpmName.check("--setopt=x").is_err());
         assert!(Grammar::RpmName.check("python3.11").is_ok());
         assert!(Grammar::GitRef.check("refs/tags/v1").is_ok());

@@ -5,6 +5,8 @@
 
 use super::grammar::Grammar;
 
+pub mod stackset;
+
 /// The type of an argument or property value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ty {
@@ -219,7 +221,7 @@ const REFRESH: &[&str] = &["instance-refresh"];
 const READINESS: &[&str] = &["rolling", "replacing", "instance-refresh"];
 
 /// The nodes allowed at the top of a spec.
-pub static ROOT: &[Node] = &[STACK, IMAGE, FLEET];
+pub static ROOT: &[Node] = &[STACK, IMAGE, FLEET, stackset::STACK_SET];
 
 const STACK: Node = Node {
     args: one_arg(

@@ -65,7 +65,7 @@ pub(super) fn fleet_resources(
     );
     let image_ref = match &image.source {
         ImageSource::Built(_) => json!({"Fn::GetAtt": [image_id(image, ""), "ImageId"]}),
-        ImageSource::Pinned { ami } => json!(ami),
+        ImageSource::Pinned { ami } => super::stackset::ami(plan, image, ami),
     };
     let volume_tags = merge_tags(tags, &[("bake:fleet".into(), fleet.name.value.clone())]);
     let mut data = obj(json!({
@@ -79,8 +79,8 @@ pub(super) fn fleet_resources(
         }],
         "TagSpecifications": [{"ResourceType": "volume", "Tags": tag_list(&volume_tags)}],
     }));
-    if !fleet.security_groups.is_empty() {
-        data.insert("SecurityGroupIds".into(), json!(fleet.security_groups));
+    if let Some(groups) = super::stackset::security_groups(plan, fleet) {
+        data.insert("SecurityGroupIds".into(), groups);
     }
     if let Some(ud) = user_data {
         data.insert("UserData".into(), json!({"Fn::Base64": {"Fn::Sub": ud}}));
@@ -108,7 +108,7 @@ pub(super) fn fleet_resources(
     let mut props = obj(json!({
         "MinSize": fleet.min.to_string(),
         "MaxSize": fleet.max.to_string(),
-        "VPCZoneIdentifier": fleet.subnets,
+        "VPCZoneIdentifier": super::stackset::subnets(plan, fleet),
         "LaunchTemplate": {
             "LaunchTemplateId": {"Ref": template_id},
             "Version": {"Fn::GetAtt": [template_id, "LatestVersionNumber"]}

@@ -6,6 +6,9 @@ mod common;
 mod fleet;
 mod image;
 mod retention;
+mod stackset;
+
+pub use stackset::MAP as STACKSET_MAP;
 #[cfg(test)]
 mod tests;
 
@@ -107,12 +110,13 @@ pub(crate) fn template(
                 );
             }
             (ImageSource::Pinned { ami }, _, _) => {
+                let value = stackset::ami(plan, image, ami);
                 outputs.insert(
                     image_id(image, "AmiId"),
-                    json!({"Description": format!("The pinned AMI of image {}", image.name.value), "Value": ami}),
+                    json!({"Description": format!("The pinned AMI of image {}", image.name.value), "Value": value}),
                 );
                 metadata_images.insert(image.name.value.clone(), json!({"pinned-ami": ami}));
-                ami_record(plan, image, json!(ami), &mut resources, &mut outputs);
+                ami_record(plan, image, value, &mut resources, &mut outputs);
             }
             _ => {}
         }
@@ -130,6 +134,9 @@ pub(crate) fn template(
     // Built by moving the maps in: `json!` would serialize each one into a copy (most of emit's time).
     let mut bake = obj(json!({"format": 1}));
     bake.insert("images".into(), Value::Object(metadata_images));
+    if let Some(set) = &plan.stack_set {
+        bake.insert("stack-set".into(), stackset::metadata(set));
+    }
     let mut metadata = Map::new();
     metadata.insert("bake".into(), Value::Object(bake));
     let mut template = obj(json!({
@@ -137,6 +144,9 @@ pub(crate) fn template(
         "Description": format!("bake stack {}: generated from its spec by bake; edit the spec, not this template", plan.stack.name),
     }));
     template.insert("Metadata".into(), Value::Object(metadata));
+    if let Some(set) = &plan.stack_set {
+        template.insert("Mappings".into(), stackset::mappings(plan, set));
+    }
     template.insert("Resources".into(), Value::Object(resources));
     template.insert("Outputs".into(), Value::Object(outputs));
     Value::Object(template)
