@@ -12,6 +12,7 @@ use crate::diag::{Code, Diag, Lookup};
 use crate::lock::{Lock, LockParseError};
 use crate::source::{SourceFile, display_path};
 
+mod build;
 mod deploy;
 
 /// Exit codes live in `crate::exit`, beside nothing that runs: every module may name them.
@@ -74,6 +75,8 @@ enum Command {
     },
     /// Resolve the base AMIs and flake revisions a spec builds from into its lock file.
     Lock(LockArgs),
+    /// Build, sign and push the images' prebuilt closures to their binary caches and record them in the lock.
+    Build(build::BuildArgs),
     /// Rewrite spec files in the canonical layout, keeping comments; files that do not parse are left alone.
     Fmt(FmtArgs),
     /// Run the language server (LSP over stdin/stdout) for editors: diagnostics, completion, hover, formatting.
@@ -135,6 +138,7 @@ pub fn main() -> ExitCode {
             format,
         } => compile(&spec, &out, lock.as_deref(), format, style),
         Command::Lock(args) => lock_command(&args, style),
+        Command::Build(args) => build::build(&args, style),
         Command::Fmt(args) => fmt_command(&args, style),
         Command::Lsp { stdio: _ } => lsp_command(),
         Command::Explain { code } => explain(code.as_deref()),

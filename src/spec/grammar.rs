@@ -31,6 +31,10 @@ pub enum Grammar {
     SystemdUnit,
     /// A command line for bash on the instance (quoted by `emit`, never spliced).
     ShellCommand,
+    /// A Nix binary cache URL (`s3://bucket?region=…`, `https://…`, `file:///…`); see `closure::url`.
+    CacheUrl,
+    /// A Nix public signing key, `name:base64`.
+    NixPublicKey,
 }
 
 impl Grammar {
@@ -72,6 +76,12 @@ impl Grammar {
             }
             Grammar::ShellCommand => {
                 "a one-line shell command such as `curl -fsS http://localhost/health` (no `${`: user data passes through Fn::Sub)"
+            }
+            Grammar::CacheUrl => {
+                "a Nix binary cache URL: `s3://bucket?region=us-east-1`, `https://host/path` or `file:///dir`"
+            }
+            Grammar::NixPublicKey => {
+                "a Nix public key `name:base64`, as `nix key convert-secret-to-public` prints it"
             }
         }
     }
@@ -210,6 +220,8 @@ impl Grammar {
                 expect(ok)
             }
             Grammar::ShellCommand => check_shell_command(s),
+            Grammar::CacheUrl => crate::closure::url::parse_cache_url(s).map(drop),
+            Grammar::NixPublicKey => crate::closure::url::check_public_key(s),
         }
     }
 }
