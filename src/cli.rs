@@ -454,9 +454,31 @@ fn lock_command(args: &LockArgs, style: Style) -> u8 {
         let pruned = resolve::pruned(&plan, &old);
         let verified = crate::lock::verify(&plan, &old, &spec_name);
         let mut ok = pruned.is_empty();
-        if let Err(lock_diags) = verified {
-            report(&file, &lock_diags, Format::Human, style);
-            ok = false;
+        match verified {
+            Err(lock_diags) => {
+                report(&file, &lock_diags, Format::Human, style);
+                ok = false;
+            }
+            // Prebuilt closures: is each locked store path in its cache, signed by the spec's key?
+            Ok(_) => {
+                let all: Vec<&str> = plan.images.iter().map(|i| i.name.value.as_str()).collect();
+                let timeout = std::time::Duration::from_secs(args.timeout);
+                match build::check_caches(
+                    &plan,
+                    &old,
+                    &all,
+                    &spec_name,
+                    args.profile.as_deref(),
+                    timeout,
+                ) {
+                    Ok(d) if d.is_empty() => {}
+                    Ok(d) => {
+                        report(&file, &d, Format::Human, style);
+                        ok = false;
+                    }
+                    Err(code) => return code,
+                }
+            }
         }
         for name in &pruned {
             eprint_error(&format!(

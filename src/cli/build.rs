@@ -113,26 +113,21 @@ pub fn build(args: &BuildArgs, style: Style) -> u8 {
     };
 
     if args.check {
-        let mut diags = Vec::new();
-        for (i, c) in &chosen {
-            let name = &plan.images[*i].name.value;
-            let Some(entry) = lock.images.get(name).and_then(|e| e.closure.as_ref()) else {
-                continue; // verify reported it
-            };
-            match runtime.block_on(crate::closure::check::check(
-                entry,
-                c,
-                &nix,
-                args.profile.as_deref(),
-                timeout,
-            )) {
-                Ok(f) => diags.extend(f.diag(name, c, &spec_name)),
-                Err(e) => {
-                    eprint_error(&format!("image `{name}`: {e}"));
-                    return exit::ENV;
-                }
-            }
-        }
+        let names: Vec<&str> = chosen
+            .iter()
+            .map(|(i, _)| plan.images[*i].name.value.as_str())
+            .collect();
+        let diags = match check_caches(
+            &plan,
+            &lock,
+            &names,
+            &spec_name,
+            args.profile.as_deref(),
+            timeout,
+        ) {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
         report(&file, &diags, Format::Human, style);
         if diags.is_empty() {
             eprintln!("{lock_name}: every locked closure is in its cache, signed by its key");
@@ -269,4 +264,47 @@ fn installable(
         return crate::lock::locked_flake_ref(&url, None, rev, Some(nar_hash), &build.flake.output);
     }
     flake_ref.to_owned()
+}
+
+/// Asks each named image's cache whether its locked closure is there and signed: the diagnostics of what is not.
+/// `Err` (with the message printed) when a cache cannot be asked at all.
+pub(super) fn check_caches(
+    plan: &crate::check::plan::Plan,
+    lock: &crate::lock::Lock,
+    images: &[&str],
+    spec_name: &str,
+    profile: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<Vec<crate::diag::Diag>, u8> {
+    let nix = Nix { timeout };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprint_error(&format!("cannot start the async runtime: {e}"));
+            exit::BUG
+        })?;
+    let mut diags = Vec::new();
+    for image in &plan.images {
+        let name = image.name.value.as_str();
+        let ImageSource::Built(b) = &image.source else {
+            continue;
+        };
+        let (Some(c), true) = (&b.closure, images.contains(&name)) else {
+            continue;
+        };
+        let Some(entry) = lock.images.get(name).and_then(|e| e.closure.as_ref()) else {
+            continue; // verify reported it
+        };
+        match runtime.block_on(crate::closure::check::check(
+            entry, c, &nix, profile, timeout,
+        )) {
+            Ok(f) => diags.extend(f.diag(name, c, spec_name)),
+            Err(e) => {
+                eprint_error(&format!("image `{name}`: {e}"));
+                return Err(exit::ENV);
+            }
+        }
+    }
+    Ok(diags)
 }

@@ -31,14 +31,14 @@ pub struct ResolvedClosure {
     pub nar_hash: String,
     pub system_manager_path: String,
     /// The S3 objects the build role may read (empty for caches outside S3).
-    pub read_arns: Vec<String>,
+    pub read_objects: Vec<String>,
 }
 
 /// The inline IAM policy that lets an instance read a prebuilt closure's S3 cache files: `s3:GetObject` on
 /// exactly the bucket's `nix-cache-info`, `*.narinfo` and `nar/*`, nothing else. Nix's S3 store needs no
 /// `s3:ListBucket` to substitute: it GETs the `.narinfo` of the paths it wants (bake pushes every path of the
 /// closure, so none is missing) and treats a 403 on HEAD as "absent".
-pub fn cache_read_policy(arns: &[String]) -> serde_json::Value {
+pub fn cache_read_policy(objects: &[String]) -> serde_json::Value {
     serde_json::json!({
         "PolicyName": "bake-binary-cache-read",
         "PolicyDocument": {
@@ -47,7 +47,10 @@ pub fn cache_read_policy(arns: &[String]) -> serde_json::Value {
                 "Sid": "ReadThePrebuiltClosure",
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
-                "Resource": arns,
+                "Resource": objects
+                    .iter()
+                    .map(|o| serde_json::json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:s3:::{o}")}))
+                    .collect::<Vec<_>>(),
             }]
         }
     })

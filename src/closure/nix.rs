@@ -112,8 +112,18 @@ impl Nix {
     }
 
     /// Builds installables (or fetches them from the machine's substituters) and returns each one's `out` path,
-    /// in order.
+    /// in order. One `nix build` per installable: Nix 2.8 does not print the results of several in the order
+    /// given.
     pub async fn build(&self, installables: &[&str]) -> Result<Vec<String>, NixError> {
+        let mut outs = Vec::new();
+        for i in installables {
+            outs.extend(self.build_one(i).await?);
+        }
+        Ok(outs)
+    }
+
+    async fn build_one(&self, installable: &str) -> Result<Vec<String>, NixError> {
+        let installables = [installable];
         let mut args: Vec<OsString> = vec!["build".into(), "--no-link".into(), "--json".into()];
         args.extend(installables.iter().map(OsString::from));
         let what = "build";

@@ -15,14 +15,15 @@ pub enum CacheUrl {
 }
 
 impl CacheUrl {
-    /// The S3 resources the build instance reads for this cache: exactly the three kinds of files a binary cache
-    /// holds (`nix-cache-info`, `<hash>.narinfo`, `nar/…`). Empty for caches outside S3.
-    pub fn read_arns(&self) -> Vec<String> {
+    /// The S3 objects the build instance reads for this cache (`bucket/key-pattern`, the part of the ARN after
+    /// `arn:<partition>:s3:::`): exactly the three kinds of files a binary cache holds (`nix-cache-info`,
+    /// `<hash>.narinfo`, `nar/…`). Empty for caches outside S3.
+    pub fn read_objects(&self) -> Vec<String> {
         match self {
             CacheUrl::S3 { bucket, .. } => vec![
-                format!("arn:aws:s3:::{bucket}/nix-cache-info"),
-                format!("arn:aws:s3:::{bucket}/*.narinfo"),
-                format!("arn:aws:s3:::{bucket}/nar/*"),
+                format!("{bucket}/nix-cache-info"),
+                format!("{bucket}/*.narinfo"),
+                format!("{bucket}/nar/*"),
             ],
             _ => Vec::new(),
         }
@@ -311,17 +312,17 @@ mod tests {
     fn s3_caches_give_the_build_role_only_cache_files() {
         let c = parse_cache_url("s3://acme-nix-cache?region=eu-west-1").unwrap();
         assert_eq!(
-            c.read_arns(),
+            c.read_objects(),
             [
-                "arn:aws:s3:::acme-nix-cache/nix-cache-info",
-                "arn:aws:s3:::acme-nix-cache/*.narinfo",
-                "arn:aws:s3:::acme-nix-cache/nar/*"
+                "acme-nix-cache/nix-cache-info",
+                "acme-nix-cache/*.narinfo",
+                "acme-nix-cache/nar/*"
             ]
         );
         assert!(
             parse_cache_url("https://cache.example.com")
                 .unwrap()
-                .read_arns()
+                .read_objects()
                 .is_empty()
         );
     }

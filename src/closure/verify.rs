@@ -107,7 +107,7 @@ pub fn verify(
         store_path: entry.store_path.clone(),
         nar_hash: nar_hash.unwrap_or_default(),
         system_manager_path: entry.system_manager_path.clone(),
-        read_arns: plan.cache_url.read_arns(),
+        read_objects: plan.cache_url.read_objects(),
     })
 }
 

@@ -11,7 +11,7 @@ pub(super) fn fleet_resources(
     plan: &Plan,
     fleet: &FleetPlan,
     user_data: Option<&str>,
-    cache_arns: &[String],
+    cache_objects: &[String],
     resources: &mut Map<String, Value>,
 ) {
     let tags = &plan.stack.tags;
@@ -51,8 +51,8 @@ pub(super) fn fleet_resources(
                 }
         }));
     }
-    if !cache_arns.is_empty() {
-        inline.push(crate::closure::cache_read_policy(cache_arns));
+    if !cache_objects.is_empty() {
+        inline.push(crate::closure::cache_read_policy(cache_objects));
     }
     if !inline.is_empty() {
         role_props.insert("Policies".into(), Value::Array(inline));

@@ -93,11 +93,11 @@ pub(super) fn built_image(
     if let Some(c) = resolved
         .closure
         .as_ref()
-        .filter(|c| !c.read_arns.is_empty())
+        .filter(|c| !c.read_objects.is_empty())
     {
         role_props.insert(
             "Policies".into(),
-            json!([crate::closure::cache_read_policy(&c.read_arns)]),
+            json!([crate::closure::cache_read_policy(&c.read_objects)]),
         );
     }
     resources.insert(
