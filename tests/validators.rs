@@ -277,7 +277,10 @@ fn check_bootstrap(script: &str) {
         "SSM and AWSTOE would interpolate it"
     );
     // A prebuilt closure: the exact store path, its NAR hash and only the cache's key; no flake is fetched.
-    if let Some(path) = script.lines().find(|l| l.starts_with("STORE_PATH=/nix/store/")) {
+    if let Some(path) = script
+        .lines()
+        .find(|l| l.starts_with("STORE_PATH=/nix/store/"))
+    {
         assert!(!script.lines().any(|l| l.starts_with("FLAKE=")), "{path}");
         assert!(script.contains("NAR_HASH=sha256:"));
         assert!(script.contains("--option trusted-public-keys \"$BAKE_CACHE_KEY\""));

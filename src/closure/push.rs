@@ -149,11 +149,12 @@ async fn push_s3(
     for p in &closure {
         let key = format!("{}.narinfo", store_hash(&p.path));
         let local = stage.join(&key);
-        if existing.contains_key(&key) && !local.exists() {
-            if let Some(bytes) = s3.get(&key).await.map_err(|e| e.to_string())? {
-                crate::fsio::write_atomic(&local, &String::from_utf8_lossy(&bytes))
-                    .map_err(|e| format!("cannot write {}: {e}", local.display()))?;
-            }
+        if existing.contains_key(&key)
+            && !local.exists()
+            && let Some(bytes) = s3.get(&key).await.map_err(|e| e.to_string())?
+        {
+            crate::fsio::write_atomic(&local, &String::from_utf8_lossy(&bytes))
+                .map_err(|e| format!("cannot write {}: {e}", local.display()))?;
         }
     }
     copy(nix, &stage_url, roots).await?;

@@ -190,12 +190,13 @@ impl Bucket {
             let batch: Vec<_> = todo.iter().filter(|(k, _)| kind(k)).cloned().collect();
             for chunk in batch.chunks(PARALLEL_UPLOADS) {
                 let mut set = tokio::task::JoinSet::new();
-                for (key, path) in chunk.iter().cloned() {
+                for (key, path) in chunk {
                     let me = Bucket {
                         client: self.client.clone(),
                         bucket: self.bucket.clone(),
                         endpoint: self.endpoint.clone(),
                     };
+                    let (key, path) = (key.clone(), path.clone());
                     set.spawn(async move { me.put_file(&key, &path).await });
                 }
                 while let Some(done) = set.join_next().await {

@@ -113,12 +113,12 @@ fn parse_file(path: &str) -> Result<CacheUrl, String> {
 
 fn parse_s3(rest: &str) -> Result<CacheUrl, String> {
     let (bucket_and_path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if let Some((bucket, path)) = bucket_and_path.split_once('/') {
-        if !path.is_empty() {
-            return Err(format!(
-                "has the key prefix `/{path}`: Nix's S3 store reads a cache at the root of its bucket (it takes everything after `s3://` as the bucket name), so give the cache a bucket of its own: `s3://{bucket}?region=…`"
-            ));
-        }
+    if let Some((bucket, path)) = bucket_and_path.split_once('/')
+        && !path.is_empty()
+    {
+        return Err(format!(
+            "has the key prefix `/{path}`: Nix's S3 store reads a cache at the root of its bucket (it takes everything after `s3://` as the bucket name), so give the cache a bucket of its own: `s3://{bucket}?region=…`"
+        ));
     }
     let bucket = bucket_and_path.trim_end_matches('/');
     check_bucket(bucket)?;
@@ -247,7 +247,7 @@ pub fn sri_to_nix32(sri: &str) -> Option<String> {
 
 /// Standard base64 with padding; `None` when it is not.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 4 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(4) {
         return None;
     }
     let value = |c: u8| -> Option<u32> {
