@@ -373,6 +373,42 @@ fn build_pushes_to_a_file_cache_that_an_empty_store_substitutes_from() {
     ok(&again, "second bake build");
     assert!(stderr(&again).contains("up to date"), "{}", stderr(&again));
     assert_eq!(f.lock_text(), before);
+
+    // A new flake commit, locked: the closure is stale until `bake build` runs again, and compile says so.
+    let infra = f.path("infra");
+    let nix_file = std::fs::read_to_string(infra.join("flake.nix")).unwrap();
+    std::fs::write(
+        infra.join("flake.nix"),
+        nix_file.replace("echo file-cache", "echo file-cache-2"),
+    )
+    .unwrap();
+    git(&infra, &["commit", "-q", "-am", "change"]);
+    ok(
+        &f.bake(&["lock", "web.kdl", "--update", "flake"]),
+        "bake lock --update flake",
+    );
+    assert_eq!(
+        f.closure()["store-path"],
+        top.as_str(),
+        "bake lock keeps the closure entry"
+    );
+    let out = f.bake(&["compile", "web.kdl", "-o", "out2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bake::lock::closure_stale"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("flake revision"), "{}", stderr(&out));
+    ok(
+        &f.bake(&["build", "web.kdl", "--signing-key", "secret.key"]),
+        "rebuild",
+    );
+    assert_ne!(f.closure()["store-path"], top.as_str(), "a new toplevel");
+    ok(
+        &f.bake(&["compile", "web.kdl", "-o", "out2"]),
+        "compile after the rebuild",
+    );
 }
 
 fn check_finds_missing_and_unsigned_paths() {
