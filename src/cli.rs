@@ -12,6 +12,7 @@ use crate::diag::{Code, Diag, Lookup};
 use crate::lock::{Lock, LockParseError};
 use crate::source::{SourceFile, display_path};
 
+mod build;
 mod deploy;
 
 /// Exit codes live in `crate::exit`, beside nothing that runs: every module may name them.
@@ -74,6 +75,8 @@ enum Command {
     },
     /// Resolve the base AMIs and flake revisions a spec builds from into its lock file.
     Lock(LockArgs),
+    /// Build, sign and push the images' prebuilt closures to their binary caches and record them in the lock.
+    Build(build::BuildArgs),
     /// Rewrite spec files in the canonical layout, keeping comments; files that do not parse are left alone.
     Fmt(FmtArgs),
     /// Run the language server (LSP over stdin/stdout) for editors: diagnostics, completion, hover, formatting.
@@ -135,6 +138,7 @@ pub fn main() -> ExitCode {
             format,
         } => compile(&spec, &out, lock.as_deref(), format, style),
         Command::Lock(args) => lock_command(&args, style),
+        Command::Build(args) => build::build(&args, style),
         Command::Fmt(args) => fmt_command(&args, style),
         Command::Lsp { stdio: _ } => lsp_command(),
         Command::Explain { code } => explain(code.as_deref()),
@@ -452,9 +456,31 @@ fn lock_command(args: &LockArgs, style: Style) -> u8 {
         let pruned = resolve::pruned(&plan, &old);
         let verified = crate::lock::verify(&plan, &old, &spec_name);
         let mut ok = pruned.is_empty();
-        if let Err(lock_diags) = verified {
-            report(&file, &lock_diags, Format::Human, style);
-            ok = false;
+        match verified {
+            Err(lock_diags) => {
+                report(&file, &lock_diags, Format::Human, style);
+                ok = false;
+            }
+            // Prebuilt closures: is each locked store path in its cache, signed by the spec's key?
+            Ok(_) => {
+                let all: Vec<&str> = plan.images.iter().map(|i| i.name.value.as_str()).collect();
+                let timeout = std::time::Duration::from_secs(args.timeout);
+                match build::check_caches(
+                    &plan,
+                    &old,
+                    &all,
+                    &spec_name,
+                    args.profile.as_deref(),
+                    timeout,
+                ) {
+                    Ok(d) if d.is_empty() => {}
+                    Ok(d) => {
+                        report(&file, &d, Format::Human, style);
+                        ok = false;
+                    }
+                    Err(code) => return code,
+                }
+            }
         }
         for name in &pruned {
             eprint_error(&format!(

@@ -13,6 +13,7 @@
 pub mod aws;
 pub mod check;
 pub mod cli;
+pub mod closure;
 pub mod deploy;
 pub mod diag;
 pub mod emit;

@@ -40,10 +40,22 @@ fn string_literals(text: &str) -> Vec<(usize, usize)> {
 
 #[test]
 fn hostile_values_are_rejected_or_quoted() {
+    hostile_values_in("web");
+}
+
+/// The prebuilt-closure example: cache URLs and public keys reach the script too.
+#[test]
+fn hostile_closure_values_are_rejected_or_quoted() {
+    hostile_values_in("cache");
+}
+
+fn hostile_values_in(stem: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("specs/web.kdl")).unwrap();
-    let lock = Lock::from_json(&std::fs::read_to_string(root.join("specs/web.lock.json")).unwrap())
-        .unwrap();
+    let text = std::fs::read_to_string(root.join(format!("specs/{stem}.kdl"))).unwrap();
+    let lock = Lock::from_json(
+        &std::fs::read_to_string(root.join(format!("specs/{stem}.lock.json"))).unwrap(),
+    )
+    .unwrap();
     let (mut rejected, mut compiled) = (0, 0);
     for (start, end) in string_literals(&text) {
         for (payload, spelled) in PAYLOADS {
@@ -53,14 +65,14 @@ fn hostile_values_are_rejected_or_quoted() {
                 format!("{}{spelled}", &text[start..end]),
             ] {
                 let spec = format!("{}{spelling}{}", &text[..start], &text[end..]);
-                let file = SourceFile::new("web.kdl", spec.as_str());
+                let file = SourceFile::new(format!("{stem}.kdl"), spec.as_str());
                 let (plan, diags) = bake::check_source(&file);
                 let Some(plan) = plan else {
                     assert!(diags.iter().any(|d| d.is_error()));
                     rejected += 1;
                     continue;
                 };
-                let Ok(resolved) = bake::lock::verify(&plan, &lock, "web.kdl") else {
+                let Ok(resolved) = bake::lock::verify(&plan, &lock, &format!("{stem}.kdl")) else {
                     rejected += 1;
                     continue;
                 };
@@ -99,4 +111,47 @@ fn hostile_values_are_rejected_or_quoted() {
         rejected > 100 && compiled > 5,
         "rejected {rejected}, compiled {compiled}"
     );
+}
+
+/// A hand-edited lock: hostile store paths and NAR hashes in the prebuilt closure never reach the script.
+#[test]
+fn hostile_closure_lock_values_are_rejected() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("specs/cache.kdl")).unwrap();
+    let lock_text = std::fs::read_to_string(root.join("specs/cache.lock.json")).unwrap();
+    let file = SourceFile::new("cache.kdl", text.as_str());
+    let plan = bake::check_source(&file).0.expect("the example checks");
+    let good = Lock::from_json(&lock_text).unwrap();
+    assert!(bake::lock::verify(&plan, &good, "cache.kdl").is_ok());
+    for (payload, _) in PAYLOADS {
+        for field in ["store_path", "system_manager_path", "nar_hash"] {
+            let mut lock = good.clone();
+            let c = lock
+                .images
+                .get_mut("api")
+                .unwrap()
+                .closure
+                .as_mut()
+                .unwrap();
+            let slot = match field {
+                "store_path" => &mut c.store_path,
+                "system_manager_path" => &mut c.system_manager_path,
+                _ => &mut c.nar_hash,
+            };
+            slot.push_str(payload);
+            // `-` and `=` may be part of a store path's name (`…-system-manager--setopt=x` is one): such a path
+            // is data, quoted as one word like every value.
+            if field != "nar_hash" && bake::closure::url::is_store_path(slot) {
+                continue;
+            }
+            let diags = bake::lock::verify(&plan, &lock, "cache.kdl")
+                .expect_err(&format!("{field} with {payload:?} was accepted"));
+            assert!(
+                diags
+                    .iter()
+                    .any(|d| d.code == bake::diag::Code::LockInvalid),
+                "{field}: {diags:?}"
+            );
+        }
+    }
 }

@@ -276,6 +276,19 @@ fn check_bootstrap(script: &str) {
         !script.contains("{{"),
         "SSM and AWSTOE would interpolate it"
     );
+    // A prebuilt closure: the exact store path, its NAR hash and only the cache's key; no flake is fetched.
+    if let Some(path) = script
+        .lines()
+        .find(|l| l.starts_with("STORE_PATH=/nix/store/"))
+    {
+        assert!(!script.lines().any(|l| l.starts_with("FLAKE=")), "{path}");
+        assert!(script.contains("NAR_HASH=sha256:"));
+        assert!(script.contains("--option trusted-public-keys \"$BAKE_CACHE_KEY\""));
+        assert!(script.contains("store verify --recursive --sigs-needed 1"));
+        assert!(script.contains("--store-path \"$STORE_PATH\""));
+        assert!(!script.contains("--flake"));
+        return;
+    }
     let flake = script.lines().find(|l| l.starts_with("FLAKE=")).unwrap();
     let url = &shlex::split(flake.trim_start_matches("FLAKE=")).unwrap()[0];
     assert!(

@@ -39,9 +39,15 @@ pub(super) fn build_plan(
             );
         }
     }
+    let closure = super::closure::closure_plan(item, diags);
+    // With a prebuilt closure the build instance never fetches the flake, so it needs no git for it.
     let (rpms, minimal_replacements) = super::image::rpms(
         item,
-        flake.and_then(|f| f.arg_str(0)).map(|u| u.value).as_deref(),
+        flake
+            .filter(|_| closure.is_none())
+            .and_then(|f| f.arg_str(0))
+            .map(|u| u.value)
+            .as_deref(),
         diags,
     );
     if arch.is_none() && !arch_given {
@@ -142,5 +148,6 @@ pub(super) fn build_plan(
             .child("image-tests")
             .and_then(|d| d.arg_bool(0))
             .is_some_and(|b| b.value),
+        closure,
     })
 }

@@ -166,6 +166,7 @@ pub(super) fn image_plan(
                 "nix",
                 "flake",
                 "system-manager",
+                "closure",
                 "rpms",
                 "build",
                 "delete-old-amis",

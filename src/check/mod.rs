@@ -8,6 +8,7 @@
 
 mod arch;
 mod build;
+mod closure;
 mod fleet;
 mod fleets;
 pub mod image;

@@ -92,6 +92,19 @@ pub struct BuildPlan {
     /// With `delete_old_amis`: how many baked AMIs the lifecycle policy keeps.
     pub keep_amis: u32,
     pub image_tests: bool,
+    /// The image ships a prebuilt closure from a binary cache (`closure` node) instead of fetching the flake.
+    pub closure: Option<ClosurePlan>,
+}
+
+/// Where a prebuilt closure comes from and which key it must be signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosurePlan {
+    /// The URL as the spec gives it (what Nix is told), and what it names.
+    pub cache: String,
+    pub cache_url: crate::closure::url::CacheUrl,
+    pub public_key: String,
+    /// The `closure` node.
+    pub span: Span,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -140,6 +140,18 @@ codes! {
         "A fleet without `security-groups`: EC2 gives its instances the VPC's default security group, which usually allows all traffic from other members of that group and is shared by anything else that falls back to it. Name the fleet's security groups.";
     RetentionWithoutDeletion => "bake::check::retention_without_deletion",
         "`delete-old-amis #false keep=N`: `keep` sets how many baked AMIs the retention policy keeps, and there is no retention policy when old AMIs are not deleted. Use `delete-old-amis #true keep=N`, or drop `keep`.";
+    CachePlaintext => "bake::check::cache_plaintext",
+        "An image's `closure` cache is an `http://` URL. Nix verifies each path's signature against `public-key`, so the build cannot be fed an unsigned path, but the traffic is readable and can be blocked; prefer `https://` or an `s3://` bucket.";
+    CacheLocal => "bake::check::cache_local",
+        "An image's `closure` cache is a `file://` directory. `bake build` can push to it, but the Image Builder instance only has it if something mounts or copies it there; images normally use an `s3://` bucket. See docs/binary-cache.md.";
+    ClosureMissing => "bake::lock::closure_missing",
+        "The image ships a prebuilt closure (`closure` node) and the lock records none. Run `bake build <spec> <image>` where the flake is reachable (CI or a laptop in the company network) with `--signing-key`; it builds, signs, pushes and records the store path.";
+    ClosureStale => "bake::lock::closure_stale",
+        "The lock's prebuilt closure was built for another flake revision, output, system-manager, cache or public key than the spec and lock now name. Run `bake build <spec> <image>` again.";
+    ClosureNotCached => "bake::lock::closure_not_cached",
+        "`bake lock --check` / `bake build --check` found that the binary cache lacks the store path the lock records (no `.narinfo`), so the image build would fail. Run `bake build <spec> <image>` to push it, or check the cache URL and the reader's access.";
+    ClosureUnsigned => "bake::lock::closure_unsigned",
+        "The binary cache holds the lock's store path (or a path of its closure) without a signature by the spec's `public-key`: the build instance trusts only that key and would refuse it. Run `bake build` with the secret key that belongs to `public-key`; after rotating keys, `bake build` signs again.";
     PinnedBaseAmi => "bake::check::pinned_base_ami",
         "An image pinned to the stock Amazon Linux base AMI that the lock records for a built image. That AMI has no Nix and no system-manager configuration: rolling a fleet back to it runs none of your services. Roll back to an AMI bake baked earlier: `bake status` prints the SSM parameter whose history lists them (`aws ssm get-parameter-history --name /bake/<stack>/<image>/ami`).";
     StackSetPermissions => "bake::stackset::permissions",

@@ -143,6 +143,17 @@ struct BootstrapContext<'a> {
     releasever: &'a str,
     /// `system-manager switch` (the SSM document, for running instances) instead of `pre-populate` (the image).
     activate: bool,
+    /// The prebuilt closure to substitute instead of building the flake (`templates/closure.sh.hbs`).
+    closure: Option<ClosureContext<'a>>,
+}
+
+#[derive(Serialize)]
+struct ClosureContext<'a> {
+    cache: &'a str,
+    public_key: &'a str,
+    store_path: &'a str,
+    nar_hash: &'a str,
+    system_manager_path: &'a str,
 }
 
 #[derive(Serialize)]
@@ -259,6 +270,13 @@ fn bootstrap_script(
             replacements: &build.minimal_replacements,
             releasever: &resolved.base_release,
             activate,
+            closure: resolved.closure.as_ref().map(|c| ClosureContext {
+                cache: &c.cache,
+                public_key: &c.public_key,
+                store_path: &c.store_path,
+                nar_hash: &c.nar_hash,
+                system_manager_path: &c.system_manager_path,
+            }),
         },
     )
     .map_err(|e| bug("the bootstrap script", e))?;

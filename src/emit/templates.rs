@@ -28,6 +28,12 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../templates/refresh-user-data.sh.hbs"),
     ),
     (READINESS, include_str!("../../templates/readiness.sh.hbs")),
+    // Partials of the bootstrap script for images with a prebuilt closure (`{{> closure}}`, `{{> closure-apply}}`).
+    ("closure", include_str!("../../templates/closure.sh.hbs")),
+    (
+        "closure-apply",
+        include_str!("../../templates/closure-apply.sh.hbs"),
+    ),
     (
         SSM_DOCUMENT,
         include_str!("../../templates/ssm-document.json.hbs"),

@@ -30,6 +30,30 @@ pub struct ImageLock {
     pub base: BaseLock,
     pub flake: FlakeLock,
     pub installer: InstallerLock,
+    /// The prebuilt closure `bake build` pushed to the image's binary cache (images with a `closure` node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closure: Option<ClosureLock>,
+}
+
+/// A system-manager configuration built, signed and copied to a binary cache by `bake build`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ClosureLock {
+    /// The cache URL as the spec gives it.
+    pub cache: String,
+    /// The public key the closure is signed for (`name:base64`).
+    pub public_key: String,
+    /// The flake revision and output it was built from: another revision or output makes the entry stale.
+    pub flake_rev: String,
+    pub output: String,
+    /// The toplevel store path of the configuration and its NAR hash (SRI, as `nix path-info --json` prints it).
+    pub store_path: String,
+    pub nar_hash: String,
+    /// The pinned system-manager CLI reference it was built with, and the CLI's store path in the same cache.
+    pub system_manager: String,
+    pub system_manager_path: String,
+    /// When `bake build` pushed it (RFC 3339, UTC).
+    pub built_at: String,
 }
 
 /// The base AMI, resolved from an SSM public parameter.

@@ -26,7 +26,9 @@ use crate::check::plan::{
 };
 use crate::diag::{Code, Diag, Diags};
 use crate::spec::grammar::{Grammar, check_safe, is_git_rev, is_nar_hash, is_sha256_hex};
-pub use file::{BaseLock, FlakeLock, ImageLock, InputLock, InstallerLock, Lock, LockParseError};
+pub use file::{
+    BaseLock, ClosureLock, FlakeLock, ImageLock, InputLock, InstallerLock, Lock, LockParseError,
+};
 
 /// Whether a base entry was resolved for the spec's current parameter, region and account.
 pub fn base_matches(base: &BaseLock, build: &BuildPlan, stack: &StackPlan) -> bool {
@@ -98,6 +100,8 @@ pub struct Resolved {
     /// Whether Nix on the build instance runs `git`: a `git+` flake or a direct input the flake's lock fetches
     /// with git.
     pub needs_git: bool,
+    /// The prebuilt closure the image ships instead of building the flake (images with a `closure` node).
+    pub closure: Option<crate::closure::ResolvedClosure>,
 }
 
 /// Checks the lock against the plan. The result has one entry per plan image: `None` for pinned images.
@@ -105,6 +109,24 @@ pub fn verify(
     plan: &Plan,
     lock: &Lock,
     spec_path: &str,
+) -> Result<Vec<Option<Resolved>>, Vec<Diag>> {
+    verify_with(plan, lock, spec_path, true)
+}
+
+/// `verify` without the prebuilt closures: what `bake build` builds them from (`closure` is then `None`).
+pub fn verify_without_closures(
+    plan: &Plan,
+    lock: &Lock,
+    spec_path: &str,
+) -> Result<Vec<Option<Resolved>>, Vec<Diag>> {
+    verify_with(plan, lock, spec_path, false)
+}
+
+fn verify_with(
+    plan: &Plan,
+    lock: &Lock,
+    spec_path: &str,
+    closures: bool,
 ) -> Result<Vec<Option<Resolved>>, Vec<Diag>> {
     let mut diags = Diags::default();
     let fix = format!("run `bake lock {spec_path}` to resolve it");
@@ -324,6 +346,16 @@ pub fn verify(
                 && check_safe(&i.url).is_ok()
                 && !i.url.contains(['\'', '"', ' ', '\\'])
         });
+        let closure = build.closure.as_ref().filter(|_| closures).and_then(|c| {
+            let want = crate::closure::verify::Expected {
+                image: name,
+                flake,
+                output: &build.flake.output,
+                system_manager: &system_manager_ref,
+                spec_path,
+            };
+            crate::closure::verify::verify(entry.closure.as_ref(), c, &want, &mut diags)
+        });
         out.push(Some(Resolved {
             base_ami: base.ami.clone(),
             base_release: base.release.clone().unwrap_or_default(),
@@ -345,8 +377,11 @@ pub fn verify(
                 .collect(),
             installer_url: installer.url.clone(),
             installer_sha256: installer.sha256.clone().unwrap_or_default(),
-            needs_git: fetches_with_git(&build.flake.url)
-                || flake.inputs.values().any(|i| fetches_with_git(&i.url)),
+            // With a prebuilt closure the build instance fetches neither the flake nor its inputs.
+            needs_git: build.closure.is_none()
+                && (fetches_with_git(&build.flake.url)
+                    || flake.inputs.values().any(|i| fetches_with_git(&i.url))),
+            closure,
         }));
     }
     if diags.has_errors() {

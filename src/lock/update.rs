@@ -59,6 +59,8 @@ pub(super) fn assemble(
                 base: base.clone(),
                 flake: flake.clone(),
                 installer,
+                // `bake build` writes it; `verify` finds it stale when the flake it was built from changes.
+                closure: old.and_then(|e| e.closure.clone()),
             },
         );
     }

@@ -39,6 +39,10 @@ pub enum Grammar {
     RoleArn,
     /// An IAM role name (a stack set's execution role).
     RoleName,
+    /// A Nix binary cache URL (`s3://bucket?region=…`, `https://…`, `file:///…`); see `closure::url`.
+    CacheUrl,
+    /// A Nix public signing key, `name:base64`.
+    NixPublicKey,
 }
 
 impl Grammar {
@@ -89,6 +93,12 @@ impl Grammar {
                 "an IAM role ARN such as `arn:aws:iam::123456789012:role/AWSCloudFormationStackSetAdministrationRole`"
             }
             Grammar::RoleName => "an IAM role name: 1 to 64 letters, digits and `+=,.@_-`",
+            Grammar::CacheUrl => {
+                "a Nix binary cache URL: `s3://bucket?region=us-east-1`, `https://host/path` or `file:///dir`"
+            }
+            Grammar::NixPublicKey => {
+                "a Nix public key `name:base64`, as `nix key convert-secret-to-public` prints it"
+            }
         }
     }
 
@@ -230,6 +240,8 @@ impl Grammar {
             Grammar::OrganizationalUnitId => expect(is_ou_id(s)),
             Grammar::RoleArn => expect(is_role_arn(s)),
             Grammar::RoleName => expect(is_role_name(s)),
+            Grammar::CacheUrl => crate::closure::url::parse_cache_url(s).map(drop),
+            Grammar::NixPublicKey => crate::closure::url::check_public_key(s),
         }
     }
 }

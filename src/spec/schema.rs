@@ -371,6 +371,25 @@ const IMAGE: Node = Node {
             )
         },
         Node {
+            props: &[
+                required(
+                    "cache",
+                    Ty::Str(Grammar::CacheUrl),
+                    "The binary cache `bake build` pushes to and the build instance substitutes from: `s3://bucket?region=…` (the bucket holds only the cache; the build role may read its cache files), `https://…`, or `file:///…`.",
+                ),
+                required(
+                    "public-key",
+                    Ty::Str(Grammar::NixPublicKey),
+                    "The public half of the team's Nix signing key (`nix key convert-secret-to-public`). The build instance trusts only this key. Never the secret key: `bake build` reads that from `--signing-key`.",
+                ),
+            ],
+            ..node(
+                "closure",
+                "Ship a prebuilt closure: `bake build` builds the flake's configuration where the flake is reachable, signs it and pushes it to `cache`; the build instance then needs no access to the flake's repository and substitutes exactly the store path the lock records. See docs/binary-cache.md.",
+                "closure cache=\"s3://acme-nix-cache?region=us-east-1\" public-key=\"acme-cache-1:udk6HauTOF0y3eprFrBrTgyZddy+fvhxo0hO+nuNUVE=\"",
+            )
+        },
+        Node {
             args: many_args(
                 "package",
                 Ty::Str(Grammar::RpmName),

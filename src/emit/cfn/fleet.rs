@@ -11,6 +11,7 @@ pub(super) fn fleet_resources(
     plan: &Plan,
     fleet: &FleetPlan,
     user_data: Option<&str>,
+    cache_objects: &[String],
     resources: &mut Map<String, Value>,
 ) {
     let tags = &plan.stack.tags;
@@ -32,10 +33,9 @@ pub(super) fn fleet_resources(
         "AssumeRolePolicyDocument": assume_role("ec2.amazonaws.com"),
         "ManagedPolicyArns": policies,
     }));
+    let mut inline = Vec::new();
     if hook.is_some() {
-        role_props.insert(
-            "Policies".into(),
-            json!([{
+        inline.push(json!({
                 "PolicyName": "bake-ready",
                 "PolicyDocument": {
                     "Version": "2012-10-17",
@@ -49,8 +49,13 @@ pub(super) fn fleet_resources(
                         )}
                     }]
                 }
-            }]),
-        );
+        }));
+    }
+    if !cache_objects.is_empty() {
+        inline.push(crate::closure::cache_read_policy(cache_objects));
+    }
+    if !inline.is_empty() {
+        role_props.insert("Policies".into(), Value::Array(inline));
     }
     resources.insert(
         role.clone(),

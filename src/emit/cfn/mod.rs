@@ -122,7 +122,19 @@ pub(crate) fn template(
         }
     }
     for (fleet, user_data) in plan.fleets.iter().zip(user_data) {
-        fleet_resources(plan, fleet, user_data.as_deref(), &mut resources);
+        // The SSM document converges running instances from the same cache.
+        let cache_objects = resolved
+            .get(fleet.image)
+            .and_then(Option::as_ref)
+            .and_then(|r| r.closure.as_ref())
+            .map_or(&[][..], |c| c.read_objects.as_slice());
+        fleet_resources(
+            plan,
+            fleet,
+            user_data.as_deref(),
+            cache_objects,
+            &mut resources,
+        );
         outputs.insert(
             fleet_id(fleet, "GroupName"),
             json!({
