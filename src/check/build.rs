@@ -77,6 +77,8 @@ pub(super) fn build_plan(
             timeout_secs = duration_within(&t, BUILD_TIMEOUT_MAX_SECS, "build `timeout`", diags)?;
         }
     }
+    let fetch =
+        super::credentials::fetch_plan(item, flake.and_then(|f| f.arg_str(0)).as_ref(), diags);
     let (nix, flake) = (nix?, flake?);
     let installer = Installer {
         kind: match nix.str_or_default("installer")?.value.as_str() {
@@ -137,5 +139,6 @@ pub(super) fn build_plan(
             .child("image-tests")
             .and_then(|d| d.arg_bool(0))
             .is_some_and(|b| b.value),
+        fetch: fetch?,
     })
 }

@@ -8,6 +8,7 @@
 
 mod arch;
 mod build;
+pub mod credentials;
 mod fleet;
 mod fleets;
 pub mod image;

@@ -88,6 +88,8 @@ pub struct BuildPlan {
     /// With `delete_old_amis`: how many baked AMIs the lifecycle policy keeps.
     pub keep_amis: u32,
     pub image_tests: bool,
+    /// The `fetch` node: credentials and proxy for a private flake (`check::credentials`).
+    pub fetch: crate::check::credentials::FetchPlan,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

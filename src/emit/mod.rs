@@ -7,6 +7,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
 
 mod cfn;
+mod fetch;
 pub mod templates;
 
 use serde::Serialize;
@@ -138,6 +139,8 @@ struct BootstrapContext<'a> {
     replacements: &'a [String],
     /// `system-manager switch` (the SSM document, for running instances) instead of `pre-populate` (the image).
     activate: bool,
+    /// The `fetch` node's credentials and proxy (`templates/fetch-credentials.sh.hbs`), when it has any.
+    fetch: Option<fetch::FetchContext>,
 }
 
 #[derive(Serialize)]
@@ -164,8 +167,10 @@ fn image_scripts(
         return Err(bug("images", "image_scripts called for a pinned image"));
     };
     let name = &image.name.value;
-    let bootstrap = bootstrap_script(hb, build, resolved, false)?;
-    let converge = bootstrap_script(hb, build, resolved, true)?;
+    let fetch = fetch::context(&plan.stack.region, &build.fetch, &resolved.secrets)
+        .map_err(|e| bug("the fetch credentials", e))?;
+    let bootstrap = bootstrap_script(hb, build, resolved, fetch.clone(), false)?;
+    let converge = bootstrap_script(hb, build, resolved, fetch, true)?;
     let lines: Vec<&str> = bootstrap.lines().collect();
     let converge_lines: Vec<&str> = converge.lines().collect();
     let description = format!(
@@ -225,6 +230,7 @@ fn bootstrap_script(
     hb: &handlebars::Handlebars<'_>,
     build: &BuildPlan,
     resolved: &Resolved,
+    fetch: Option<fetch::FetchContext>,
     activate: bool,
 ) -> Result<String, EmitError> {
     let mut rpms: Vec<&str> = build.rpms.iter().map(String::as_str).collect();
@@ -253,6 +259,7 @@ fn bootstrap_script(
             rpms,
             replacements: &build.minimal_replacements,
             activate,
+            fetch,
         },
     )
     .map_err(|e| bug("the bootstrap script", e))?;

@@ -9,12 +9,15 @@ use aws_sdk_ssm::primitives::DateTimeFormat;
 
 use crate::aws::{self, Classified, Endpoint, Kind};
 
-use super::resolve::{LookupError, ParameterValue, Resolver};
+use super::resolve::{LookupError, ParameterInfo, ParameterValue, Resolver, SecretInfo};
 
 /// Asks AWS and nix, and downloads installers with curl. Built once per `bake lock`.
 pub struct LiveResolver {
     ssm: aws_sdk_ssm::Client,
     endpoint: Endpoint,
+    /// Secrets Manager, for the ARNs of the secrets a build's `fetch` names (DescribeSecret only).
+    secrets: aws_sdk_secretsmanager::Client,
+    secrets_endpoint: Endpoint,
     /// `BAKE_NIX_INSTALLER_MIRROR`: a base URL or `file://` directory that holds the installer binaries under their
     /// release file names, read instead of the release host.
     installer_mirror: Option<String>,
@@ -49,6 +52,8 @@ impl LiveResolver {
         LiveResolver {
             ssm: aws_sdk_ssm::Client::new(&conf),
             endpoint: Endpoint::new("SSM", &conf, &settings),
+            secrets: aws_sdk_secretsmanager::Client::new(&conf),
+            secrets_endpoint: Endpoint::new("Secrets Manager", &conf, &settings),
             installer_mirror: None,
         }
     }
@@ -120,6 +125,29 @@ pub async fn sha256_of(url: &str) -> Result<String, LookupError> {
     Ok(format!("{:x}", Sha256::digest(&out.stdout)))
 }
 
+/// A failed SDK call as a lookup error; `not_found` names the service's code for a missing resource.
+fn lookup_error<E>(
+    e: &aws_sdk_ssm::error::SdkError<E, aws_sdk_ssm::config::http::HttpResponse>,
+    endpoint: &Endpoint,
+    not_found: &str,
+) -> LookupError
+where
+    E: aws_sdk_ssm::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match aws::classify(e, endpoint) {
+        Classified::Service { code, message } if code == not_found => {
+            LookupError::ParameterNotFound(if message.is_empty() { code } else { message })
+        }
+        Classified::Service { code, message } => LookupError::Aws(format!("{code}: {message}")),
+        Classified::Failure(f) => match f.kind {
+            Kind::Credentials => LookupError::NoCredentials(what_happened(&f.sentence)),
+            Kind::AccessDenied => LookupError::AccessDenied(what_happened(&f.sentence)),
+            Kind::Timeout => LookupError::Timeout(endpoint.timeout.as_secs()),
+            _ => LookupError::Aws(f.sentence),
+        },
+    }
+}
+
 /// A failure's sentence without its "; next step" part.
 fn what_happened(sentence: &str) -> String {
     sentence.split("; ").next().unwrap_or(sentence).to_owned()
@@ -162,6 +190,69 @@ impl Resolver for LiveResolver {
                 .last_modified_date()
                 .and_then(|d| d.fmt(DateTimeFormat::DateTime).ok())
                 .unwrap_or_default(),
+        })
+    }
+
+    async fn secret(&self, id: &str) -> Result<SecretInfo, LookupError> {
+        let out = self
+            .secrets
+            .describe_secret()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| lookup_error(&e, &self.secrets_endpoint, "ResourceNotFoundException"))?;
+        Ok(SecretInfo {
+            arn: out.arn().unwrap_or_default().to_owned(),
+            kms_key: out.kms_key_id().map(str::to_owned),
+            deleted: out.deleted_date().is_some(),
+        })
+    }
+
+    async fn secure_parameter(&self, name: &str) -> Result<ParameterInfo, LookupError> {
+        use aws_sdk_ssm::types::ParameterStringFilter;
+        let filter = ParameterStringFilter::builder()
+            .key("Name")
+            .option("Equals")
+            .values(name)
+            .build()
+            .map_err(|e| LookupError::Aws(e.to_string()))?;
+        let out = self
+            .ssm
+            .describe_parameters()
+            .parameter_filters(filter)
+            .send()
+            .await
+            .map_err(|e| lookup_error(&e, &self.endpoint, "ParameterNotFound"))?;
+        let Some(p) = out.parameters().iter().find(|p| p.name() == Some(name)) else {
+            return Err(LookupError::ParameterNotFound(format!(
+                "Parameter {name} not found."
+            )));
+        };
+        let kind = p
+            .r#type()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default();
+        let arn = match p.arn() {
+            Some(arn) => arn.to_owned(),
+            // moto's DescribeParameters has no ARN; GetParameter without decryption has (a SecureString's value
+            // stays ciphertext, and bake drops it unread).
+            None => self
+                .ssm
+                .get_parameter()
+                .name(name)
+                .with_decryption(false)
+                .send()
+                .await
+                .map_err(|e| lookup_error(&e, &self.endpoint, "ParameterNotFound"))?
+                .parameter()
+                .and_then(|p| p.arn())
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        Ok(ParameterInfo {
+            arn,
+            kind,
+            kms_key: p.key_id().map(str::to_owned),
         })
     }
 

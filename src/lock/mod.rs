@@ -17,6 +17,7 @@ pub mod nix;
 pub mod report;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod resolve;
+pub mod secrets;
 pub mod time;
 
 use crate::check::image::fetches_with_git;
@@ -25,7 +26,9 @@ use crate::check::plan::{
 };
 use crate::diag::{Code, Diag, Diags};
 use crate::spec::grammar::{Grammar, check_safe, is_git_rev, is_nar_hash, is_sha256_hex};
-pub use file::{BaseLock, FlakeLock, ImageLock, InputLock, InstallerLock, Lock, LockParseError};
+pub use file::{
+    BaseLock, FlakeLock, ImageLock, InputLock, InstallerLock, Lock, LockParseError, SecretLock,
+};
 
 /// Whether a base entry was resolved for the spec's current parameter, region and account.
 pub fn base_matches(base: &BaseLock, build: &BuildPlan, stack: &StackPlan) -> bool {
@@ -93,6 +96,8 @@ pub struct Resolved {
     /// Whether Nix on the build instance runs `git`: a `git+` flake or a direct input the flake's lock fetches
     /// with git.
     pub needs_git: bool,
+    /// The secrets the image's `fetch` reads, with the ARNs the lock records (`lock::secrets`).
+    pub secrets: Vec<secrets::ResolvedSecret>,
 }
 
 /// Checks the lock against the plan. The result has one entry per plan image: `None` for pinned images.
@@ -278,7 +283,20 @@ pub fn verify(
                 && check_safe(&i.url).is_ok()
                 && !i.url.contains(['\'', '"', ' ', '\\'])
         });
+        let fetch_secrets = secrets::verify(
+            name,
+            image.name.span,
+            build,
+            &entry.credentials,
+            &plan.stack,
+            &fix,
+        )
+        .unwrap_or_else(|d| {
+            diags.extend(d);
+            Vec::new()
+        });
         out.push(Some(Resolved {
+            secrets: fetch_secrets,
             base_ami: base.ami.clone(),
             flake_ref: locked_flake_ref(
                 &build.flake.url,

@@ -59,6 +59,7 @@ pub(super) fn assemble(
                 base: base.clone(),
                 flake: flake.clone(),
                 installer,
+                credentials: old.map(|e| e.credentials.clone()).unwrap_or_default(),
             },
         );
     }

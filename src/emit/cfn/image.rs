@@ -81,18 +81,22 @@ pub(super) fn built_image(
             with_tags(document, "Tags", tag_list(tags)),
         ),
     );
+    let mut role_props = obj(json!({
+        "Description": format!("Image Builder build instances of {base_name}"),
+        "AssumeRolePolicyDocument": assume_role("ec2.amazonaws.com"),
+        "ManagedPolicyArns": [
+            managed_policy("EC2InstanceProfileForImageBuilder"),
+            managed_policy("AmazonSSMManagedInstanceCore"),
+        ],
+    }));
+    if let Some(policy) = super::fetch::read_policy(&resolved.secrets) {
+        role_props.insert("Policies".into(), json!([policy]));
+    }
     resources.insert(
         role.clone(),
         json!({
             "Type": "AWS::IAM::Role",
-            "Properties": with_tags(obj(json!({
-                "Description": format!("Image Builder build instances of {base_name}"),
-                "AssumeRolePolicyDocument": assume_role("ec2.amazonaws.com"),
-                "ManagedPolicyArns": [
-                    managed_policy("EC2InstanceProfileForImageBuilder"),
-                    managed_policy("AmazonSSMManagedInstanceCore"),
-                ],
-            })), "Tags", tag_list(tags))
+            "Properties": with_tags(role_props, "Tags", tag_list(tags))
         }),
     );
     resources.insert(
