@@ -309,6 +309,12 @@ fn lock_records_the_arns_and_the_build_role_reads_exactly_them() {
     let out = d.bake(&["lock", "api.kdl"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_no_secret("bake lock's output", &text(&out), &secrets);
+    // The report names each secret resolved, by ARN.
+    assert!(
+        text(&out).contains(&format!("  secret secretsmanager:{git_name}: {git_arn}\n")),
+        "{}",
+        text(&out)
+    );
     let locked = d.read("api.lock.json");
     assert_no_secret("the lock", &locked, &secrets);
     let lock: Value = serde_json::from_str(&locked).unwrap();

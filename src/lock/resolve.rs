@@ -498,14 +498,19 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
 
     // Assemble: untouched entries stay byte for byte, resolved parts replace theirs, pruned entries go.
     let pruned = pruned(plan, req.old);
-    let (mut lock, changes) = update::assemble(plan, req.old, &bases, &flakes, &installers);
+    let (mut lock, mut changes) = update::assemble(plan, req.old, &bases, &flakes, &installers);
     // Each image keeps exactly the secrets its `fetch` names: new answers replace old entries, others go.
     for (i, name, build) in super::needs::built(plan) {
         if let Some(entry) = lock.images.get_mut(name) {
             let old = std::mem::take(&mut entry.credentials);
             for (source, _) in build.fetch.sources() {
                 let key = source.lock_key();
-                if let Some(e) = credentials.get(&(i, key.clone())).or(old.get(&key)) {
+                if let Some(e) = credentials.get(&(i, key.clone())) {
+                    if old.get(&key).map(|o| &o.arn) != Some(&e.arn) {
+                        secret_change(&mut changes, name, &key, &e.arn);
+                    }
+                    entry.credentials.insert(key, e.clone());
+                } else if let Some(e) = old.get(&key) {
                     entry.credentials.insert(key, e.clone());
                 }
             }
@@ -528,6 +533,26 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
         diags,
         failure,
     }
+}
+
+/// Records a newly resolved secret ARN in the image's change (adding one for an image nothing else changed in).
+fn secret_change(changes: &mut Vec<ImageChange>, image: &str, key: &str, arn: &str) {
+    let at = match changes.iter().position(|c| c.image == image) {
+        Some(at) => at,
+        None => {
+            changes.push(ImageChange {
+                image: image.to_owned(),
+                base: None,
+                flake: None,
+                installer: None,
+                credentials: Vec::new(),
+            });
+            changes.len() - 1
+        }
+    };
+    changes[at]
+        .credentials
+        .push((key.to_owned(), arn.to_owned()));
 }
 
 fn failed(old: &Lock, mut diags: Vec<Diag>, failure: Failure) -> Outcome {
