@@ -50,6 +50,11 @@ fn main() {
         &[Peer::Shellcheck],
         the_compiled_credential_script_is_shellcheck_clean,
     );
+    suite.test(
+        "compile_warns_about_credentials_nothing_fetches_with",
+        &[],
+        compile_warns_about_credentials_nothing_fetches_with,
+    );
     suite.run()
 }
 
@@ -233,7 +238,11 @@ impl Dir {
             .current_dir(self.dir.path())
             .env("BAKE_NOW", NOW)
             .env("NO_COLOR", "1")
-            .env("AWS_ENDPOINT_URL", moto_url())
+            // compile needs no moto (and never calls AWS): a closed loopback port then.
+            .env(
+                "AWS_ENDPOINT_URL",
+                std::env::var("BAKE_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:9".into()),
+            )
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -646,4 +655,45 @@ fn the_compiled_credential_script_is_shellcheck_clean() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+}
+
+fn compile_warns_about_credentials_nothing_fetches_with() {
+    let d = Dir::new();
+    // A token for a host nothing fetches from; the deploy key's host is used by the `lib` input.
+    let spec = spec("bake/git-token", "/bake/github-token", "bake/deploy-key")
+        .replace("token \"github.com\"", "token \"gitlab.com\"");
+    d.write("api.kdl", &spec);
+    let entry = |arn: &str| serde_json::json!({"arn": arn, "resolved-at": NOW});
+    let mut lock: Value = serde_json::from_str(&lock(serde_json::json!({
+        "secretsmanager:bake/git-token": entry("arn:aws:secretsmanager:us-east-1:123456789012:secret:bake/git-token-AbC123"),
+        "secretsmanager:bake/deploy-key": entry("arn:aws:secretsmanager:us-east-1:123456789012:secret:bake/deploy-key-AbC123"),
+        "ssm:/bake/github-token": entry("arn:aws:ssm:us-east-1:123456789012:parameter/bake/github-token"),
+    })))
+    .unwrap();
+    // An input fetched over plaintext HTTP.
+    lock["images"]["api"]["flake"]["inputs"]["old"] = serde_json::json!({
+        "url": "git+http://git.old.internal/lib.git?rev=5f0c6e0d2a8b4c1e9f3a7d6b2c8e4f1a0b9d3c7e",
+        "rev": "5f0c6e0d2a8b4c1e9f3a7d6b2c8e4f1a0b9d3c7e"
+    });
+    d.write(
+        "api.lock.json",
+        &serde_json::to_string_pretty(&lock).unwrap(),
+    );
+    let out = d.bake(&["compile", "api.kdl", "-o", "out"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("bake::check::fetch_unused"), "{all}");
+    assert!(
+        all.contains(
+            // miette wraps the message after about 100 columns
+            "has a token for gitlab.com, which neither its flake nor a locked input fetches"
+        ),
+        "{all}"
+    );
+    assert_eq!(all.matches("bake::check::fetch_unused").count(), 1, "{all}");
+    assert!(all.contains("bake::check::plaintext_git"), "{all}");
+    assert!(
+        all.contains("input `old` is fetched over plaintext HTTP"),
+        "{all}"
+    );
 }

@@ -421,4 +421,59 @@ mod tests {
         assert_eq!(url_host("git+http://h/r"), Some(("h".into(), Scheme::Http)));
         assert_eq!(url_host("path:/x"), None);
     }
+
+    fn plan() -> FetchPlan {
+        let span = crate::source::span(0, 0);
+        FetchPlan {
+            tokens: vec![TokenPlan {
+                host: "github.com".into(),
+                source: SecretSource::Parameter("/t".into()),
+                user: "x-access-token".into(),
+                span,
+            }],
+            ssh_keys: vec![SshKeyPlan {
+                host: "ssh.acme.internal".into(),
+                secret: "k".into(),
+                known_host: String::new(),
+                span,
+            }],
+            proxy: None,
+            span: None,
+        }
+    }
+
+    #[test]
+    fn credentials_no_fetch_uses_are_warned_about() {
+        let flake = "git+https://git.acme.internal/infra.git";
+        // Used: a github: input and a git+ssh input.
+        let used = unused_credentials(
+            "api",
+            &plan(),
+            flake,
+            &[
+                "github:acme/tools/abc",
+                "git+ssh://git@ssh.acme.internal/lib.git?rev=abc",
+            ],
+        );
+        assert!(used.is_empty(), "{used:?}");
+        // Neither is used by a flake with only https inputs on other hosts; the ssh host over https is no use.
+        let unused = unused_credentials(
+            "api",
+            &plan(),
+            flake,
+            &["git+https://ssh.acme.internal/lib.git?rev=abc"],
+        );
+        assert_eq!(unused.len(), 2, "{unused:?}");
+        assert!(
+            unused
+                .iter()
+                .all(|d| d.code == Code::FetchUnused && !d.is_error())
+        );
+        assert!(unused[0].message.contains("token for github.com"));
+        assert!(
+            unused[1]
+                .message
+                .contains("deploy key for ssh.acme.internal")
+        );
+    }
 }
