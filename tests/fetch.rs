@@ -55,6 +55,11 @@ fn main() {
         &[],
         compile_warns_about_credentials_nothing_fetches_with,
     );
+    suite.test(
+        "a_proxy_alone_reads_no_secret_and_grants_nothing",
+        &[Peer::Shellcheck],
+        a_proxy_alone_reads_no_secret_and_grants_nothing,
+    );
     suite.run()
 }
 
@@ -654,7 +659,92 @@ fn the_compiled_credential_script_is_shellcheck_clean() {
             "{name}:\n{}",
             String::from_utf8_lossy(&out.stdout)
         );
+        // Nothing traces the commands that handle secrets.
+        assert!(
+            !content.contains("set -x") && !content.contains("xtrace"),
+            "{name}"
+        );
     }
+}
+
+fn shellcheck(script: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("shellcheck")
+        .args(["--shell=bash", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn a_proxy_alone_reads_no_secret_and_grants_nothing() {
+    let d = Dir::new();
+    let text = spec("x", "/x", "x");
+    let start = text.find("        token").unwrap();
+    let end = text.find("        proxy").unwrap();
+    d.write("api.kdl", &format!("{}{}", &text[..start], &text[end..]));
+    d.write("api.lock.json", &lock(Value::Null));
+    let out = d.bake(&["compile", "api.kdl", "-o", "out"]);
+    assert!(out.status.success(), "{}", text_of(&out));
+    let script = d.read("out/api.bootstrap.sh");
+    assert!(
+        script.contains("export http_proxy=\"$BAKE_PROXY\""),
+        "{script}"
+    );
+    assert!(script.contains(
+        "BAKE_NO_PROXY='.acme.internal,169.254.169.254,169.254.170.2,localhost,127.0.0.1'"
+    ));
+    assert!(!script.contains("aws secretsmanager") && !script.contains("aws ssm"));
+    let check = shellcheck(&script);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let template: Value = serde_json::from_str(&d.read("out/template.json")).unwrap();
+    for (id, r) in template["Resources"].as_object().unwrap() {
+        assert!(r["Properties"]["Policies"].is_null(), "{id} has a policy");
+    }
+
+    // A deploy key alone: no token machinery, still shellcheck-clean, and only that secret is readable.
+    let key_only = format!(
+        "{}{}",
+        &text[..start],
+        &text[text.find("        ssh-key").unwrap()..]
+    );
+    d.write("api.kdl", &key_only);
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbC123";
+    d.write(
+        "api.lock.json",
+        &lock(serde_json::json!({"secretsmanager:x": {"arn": arn, "resolved-at": NOW}})),
+    );
+    let out = d.bake(&["compile", "api.kdl", "-o", "out"]);
+    assert!(out.status.success(), "{}", text_of(&out));
+    let script = d.read("out/api.bootstrap.sh");
+    assert!(!script.contains("NIX_CONFIG=") && script.contains("GIT_SSH_COMMAND="));
+    let check = shellcheck(&script);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let template: Value = serde_json::from_str(&d.read("out/template.json")).unwrap();
+    assert_eq!(
+        resources_allowed(&template, "secretsmanager:GetSecretValue"),
+        BTreeSet::from([arn.to_owned()])
+    );
+    assert!(resources_allowed(&template, "ssm:GetParameter").is_empty());
+}
+
+fn text_of(out: &Output) -> String {
+    text(out)
 }
 
 fn compile_warns_about_credentials_nothing_fetches_with() {
