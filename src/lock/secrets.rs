@@ -29,8 +29,9 @@ pub fn entry_matches(source: &SecretSource, entry: &SecretLock, stack: &StackPla
     match source {
         SecretSource::SecretsManager(id) => {
             let arn_ok = check_secret_id(&entry.arn).is_ok() && entry.arn.starts_with("arn:");
+            // The build reads it in the stack's region (an ARN may name another account, not another region).
             let same = if id.starts_with("arn:") {
-                entry.arn == *id
+                entry.arn == *id && arn_field(&entry.arn, 3) == Some(stack.region.as_str())
             } else {
                 // `...:secret:<name>-<6 characters>` in the stack's region (and account, when the spec names it).
                 entry
@@ -386,6 +387,20 @@ mod tests {
             &stack(None)
         ));
         assert!(!entry_matches(&sm, &lock("bake/tok"), &stack(None)));
+        let other_account =
+            "arn:aws:secretsmanager:eu-west-1:210987654321:secret:shared/tok-AbC123";
+        let by_arn = SecretSource::SecretsManager(other_account.into());
+        assert!(entry_matches(
+            &by_arn,
+            &lock(other_account),
+            &stack(Some("123456789012"))
+        ));
+        let other_region = "arn:aws:secretsmanager:us-east-1:210987654321:secret:shared/tok-AbC123";
+        assert!(!entry_matches(
+            &SecretSource::SecretsManager(other_region.into()),
+            &lock(other_region),
+            &stack(None)
+        ));
         let p = SecretSource::Parameter("/bake/tok".into());
         assert!(entry_matches(
             &p,

@@ -10,7 +10,7 @@ use crate::lock::secrets::ResolvedSecret;
 pub(super) fn read_policy(secrets: &[ResolvedSecret]) -> Option<Value> {
     let mut sm: Vec<&str> = Vec::new();
     let mut ssm: Vec<&str> = Vec::new();
-    let mut keys: Vec<&str> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
     for s in secrets {
         let list = if s.arn.contains(":secretsmanager:") {
             &mut sm
@@ -20,7 +20,7 @@ pub(super) fn read_policy(secrets: &[ResolvedSecret]) -> Option<Value> {
         if !list.contains(&s.arn.as_str()) {
             list.push(&s.arn);
         }
-        if let Some(k) = s.kms_key.as_deref().filter(|k| is_key_arn(k))
+        if let Some(k) = s.kms_key.as_deref().and_then(|k| key_arn(k, &s.arn))
             && !keys.contains(&k)
         {
             keys.push(k);
@@ -64,6 +64,21 @@ pub(super) fn read_policy(secrets: &[ResolvedSecret]) -> Option<Value> {
     }))
 }
 
+/// The key ARN IAM can name for a secret's KMS key: the ARN itself, or a bare key id (as `DescribeSecret` and
+/// `DescribeParameters` may answer) in the secret's partition, region and account. `None` for an alias, which
+/// cannot be a `kms:Decrypt` resource (docs/private-flakes.md says what to do then).
+fn key_arn(key: &str, secret_arn: &str) -> Option<String> {
+    if is_key_arn(key) {
+        return Some(key.to_owned());
+    }
+    let is_id = !key.is_empty()
+        && key.len() <= 64
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !key.starts_with('-');
+    let f: Vec<&str> = secret_arn.split(':').collect();
+    (is_id && f.len() >= 5).then(|| format!("arn:{}:kms:{}:{}:key/{key}", f[1], f[3], f[4]))
+}
+
 /// `arn:aws:kms:<region>:<account>:key/<id>`: a key IAM can name (an alias cannot be a `kms:Decrypt` resource).
 fn is_key_arn(k: &str) -> bool {
     let f: Vec<&str> = k.splitn(6, ':').collect();
@@ -77,4 +92,25 @@ fn is_key_arn(k: &str) -> bool {
         && f[5].strip_prefix("key/").is_some_and(|id| {
             !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_arn;
+
+    #[test]
+    fn kms_keys_become_key_arns() {
+        let secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bake/t-AbC123";
+        let arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(key_arn(arn, secret).as_deref(), Some(arn));
+        assert_eq!(
+            key_arn("1234abcd-12ab-34cd-56ef-1234567890ab", secret).as_deref(),
+            Some(arn)
+        );
+        assert_eq!(key_arn("alias/team-key", secret), None);
+        assert_eq!(
+            key_arn("arn:aws:kms:eu-west-1:123456789012:alias/team-key", secret),
+            None
+        );
+    }
 }
