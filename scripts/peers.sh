@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real peers bake's tests run against, installed and started the same way for CI (.ci/run) and developers.
 #
-#   scripts/peers.sh install   Debian packages (shellcheck, nix-bin, neovim, emacs-nox + elpa-eglot, curl, git)
+#   scripts/peers.sh install   Debian packages (shellcheck, nix-bin, neovim, emacs-nox + elpa-eglot, curl, git,
+#                              awscli, openssh-client)
 #                              and a Python venv with moto[server], cfn-lint and checkov at pinned versions.
 #                              Idempotent: what is already there at the right version is kept.
 #   scripts/peers.sh start     starts moto_server on 127.0.0.1:$BAKE_MOTO_PORT unless one answers there already.
@@ -17,7 +18,8 @@ set -euo pipefail
 MOTO_VERSION=5.2.5
 CFN_LINT_VERSION=1.58.0
 CHECKOV_VERSION=3.3.30
-DEBIAN_PACKAGES=(python3-venv curl git shellcheck nix-bin neovim emacs-nox elpa-eglot)
+# awscli and openssh-client: tests/fetch.rs runs the bootstrap's credential part with the real AWS CLI and ssh.
+DEBIAN_PACKAGES=(python3-venv curl git shellcheck nix-bin neovim emacs-nox elpa-eglot awscli openssh-client)
 
 if [ "$(id -u)" = 0 ]; then
   VENV=${BAKE_PEERS_VENV:-/srv/bake-venv}

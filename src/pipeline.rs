@@ -44,6 +44,7 @@ pub fn build(
 ) -> Result<Compiled, Failed> {
     let mut diags = diags;
     diags.extend(crate::check::rollback::pinned_base_warnings(&plan, lock));
+    diags.extend(crate::lock::secrets::lock_warnings(&plan, lock));
     diag::sort(&mut diags);
     let resolved = match crate::lock::verify(&plan, lock, &file.name()) {
         Ok(r) => r,

@@ -40,20 +40,75 @@ fn string_literals(text: &str) -> Vec<(usize, usize)> {
 
 #[test]
 fn hostile_values_are_rejected_or_quoted() {
-    hostile_values_in("web");
+    let (rejected, compiled) = hostile("web");
+    // Free-text fields (tags, the checkout path) take most payloads; everything else rejects them.
+    assert!(
+        rejected > 100 && compiled > 5,
+        "rejected {rejected}, compiled {compiled}"
+    );
 }
 
 /// The prebuilt-closure example: cache URLs and public keys reach the script too.
 #[test]
 fn hostile_closure_values_are_rejected_or_quoted() {
-    hostile_values_in("cache");
+    let (rejected, compiled) = hostile("cache");
+    assert!(
+        rejected > 100 && compiled > 5,
+        "rejected {rejected}, compiled {compiled}"
+    );
 }
 
-fn hostile_values_in(stem: &str) {
+/// The same for a private flake's `fetch`: hosts, secret names, parameter names, the pinned known_hosts line,
+/// the proxy URL and no-proxy list all refuse every payload (the lock's ARNs are keyed by the secret names, so a
+/// changed name that parsed would stop at verify).
+#[test]
+fn hostile_fetch_values_are_rejected_or_quoted() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join(format!("specs/{stem}.kdl"))).unwrap();
+    let text = std::fs::read_to_string(root.join("specs/private.kdl")).unwrap();
+    let lock =
+        Lock::from_json(&std::fs::read_to_string(root.join("specs/private.lock.json")).unwrap())
+            .unwrap();
+    let fetch = text.find("fetch {").unwrap();
+    let end = fetch + text[fetch..].find("\n    }").unwrap();
+    for (start, stop) in string_literals(&text)
+        .into_iter()
+        .filter(|(s, _)| (fetch..end).contains(s))
+    {
+        for (_, spelled) in PAYLOADS {
+            for spelling in [
+                spelled.to_string(),
+                format!("{}{spelled}", &text[start..stop]),
+            ] {
+                let spec = format!("{}{spelling}{}", &text[..start], &text[stop..]);
+                let (plan, diags) =
+                    bake::check_source(&SourceFile::new("private.kdl", spec.as_str()));
+                // A value that passes its grammar (`bake/git-token--setopt=x` is a valid secret name) names
+                // another secret than the lock's ARNs: verify refuses it, so it never reaches a script.
+                let refused = match plan {
+                    None => diags.iter().any(|d| d.is_error()),
+                    Some(plan) => bake::lock::verify(&plan, &lock, "private.kdl").is_err(),
+                };
+                assert!(
+                    refused,
+                    "`{spelling}` in place of `{}` was accepted",
+                    &text[start..stop]
+                );
+            }
+        }
+    }
+    let (rejected, compiled) = hostile("private");
+    assert!(
+        rejected > 100 && compiled > 3,
+        "rejected {rejected}, compiled {compiled}"
+    );
+}
+
+/// Every payload in every string of `specs/NAME.kdl`: rejected, or compiled into artifacts that hold it as data.
+fn hostile(name: &str) -> (usize, usize) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join(format!("specs/{name}.kdl"))).unwrap();
     let lock = Lock::from_json(
-        &std::fs::read_to_string(root.join(format!("specs/{stem}.lock.json"))).unwrap(),
+        &std::fs::read_to_string(root.join(format!("specs/{name}.lock.json"))).unwrap(),
     )
     .unwrap();
     let (mut rejected, mut compiled) = (0, 0);
@@ -65,14 +120,14 @@ fn hostile_values_in(stem: &str) {
                 format!("{}{spelled}", &text[start..end]),
             ] {
                 let spec = format!("{}{spelling}{}", &text[..start], &text[end..]);
-                let file = SourceFile::new(format!("{stem}.kdl"), spec.as_str());
+                let file = SourceFile::new(format!("{name}.kdl"), spec.as_str());
                 let (plan, diags) = bake::check_source(&file);
                 let Some(plan) = plan else {
                     assert!(diags.iter().any(|d| d.is_error()));
                     rejected += 1;
                     continue;
                 };
-                let Ok(resolved) = bake::lock::verify(&plan, &lock, &format!("{stem}.kdl")) else {
+                let Ok(resolved) = bake::lock::verify(&plan, &lock, &format!("{name}.kdl")) else {
                     rejected += 1;
                     continue;
                 };
@@ -106,11 +161,7 @@ fn hostile_values_in(stem: &str) {
             }
         }
     }
-    // Free-text fields (tags, the checkout path) take most payloads; everything else rejects them.
-    assert!(
-        rejected > 100 && compiled > 5,
-        "rejected {rejected}, compiled {compiled}"
-    );
+    (rejected, compiled)
 }
 
 /// A hand-edited lock: hostile store paths and NAR hashes in the prebuilt closure never reach the script.

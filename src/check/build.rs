@@ -83,6 +83,8 @@ pub(super) fn build_plan(
             timeout_secs = duration_within(&t, BUILD_TIMEOUT_MAX_SECS, "build `timeout`", diags)?;
         }
     }
+    let fetch =
+        super::credentials::fetch_plan(item, flake.and_then(|f| f.arg_str(0)).as_ref(), diags);
     let (nix, flake) = (nix?, flake?);
     let installer = Installer {
         kind: match nix.str_or_default("installer")?.value.as_str() {
@@ -149,5 +151,6 @@ pub(super) fn build_plan(
             .and_then(|d| d.arg_bool(0))
             .is_some_and(|b| b.value),
         closure,
+        fetch: fetch?,
     })
 }

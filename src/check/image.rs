@@ -171,6 +171,7 @@ pub(super) fn image_plan(
                 "build",
                 "delete-old-amis",
                 "image-tests",
+                "fetch",
             ] {
                 for c in item.children_named(child) {
                     diags.push(

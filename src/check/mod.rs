@@ -9,6 +9,7 @@
 mod arch;
 mod build;
 mod closure;
+pub mod credentials;
 mod fleet;
 mod fleets;
 pub mod image;

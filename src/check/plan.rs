@@ -92,6 +92,8 @@ pub struct BuildPlan {
     /// With `delete_old_amis`: how many baked AMIs the lifecycle policy keeps.
     pub keep_amis: u32,
     pub image_tests: bool,
+    /// The `fetch` node: credentials and proxy for a private flake (`check::credentials`).
+    pub fetch: crate::check::credentials::FetchPlan,
     /// The image ships a prebuilt closure from a binary cache (`closure` node) instead of fetching the flake.
     pub closure: Option<ClosurePlan>,
 }

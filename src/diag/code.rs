@@ -152,6 +152,18 @@ codes! {
         "`bake lock --check` / `bake build --check` found that the binary cache lacks the store path the lock records (no `.narinfo`), so the image build would fail. Run `bake build <spec> <image>` to push it, or check the cache URL and the reader's access.";
     ClosureUnsigned => "bake::lock::closure_unsigned",
         "The binary cache holds the lock's store path (or a path of its closure) without a signature by the spec's `public-key`: the build instance trusts only that key and would refuse it. Run `bake build` with the secret key that belongs to `public-key`; after rotating keys, `bake build` signs again.";
+    FetchSource => "bake::check::fetch_source",
+        "A `fetch` token names no source or two: give exactly one of `secret=\"<Secrets Manager secret name or ARN>\"` and `parameter=\"/<SSM SecureString parameter>\"`. The spec names where the build instance reads the token, never the token. See docs/private-flakes.md.";
+    FetchKnownHost => "bake::check::fetch_known_host",
+        "An ssh deploy key's pinned `known-host` line does not name the key's host. ssh runs with `StrictHostKeyChecking=yes` against exactly this line, so it must be the one `ssh-keyscan -t ed25519 HOST` prints (`[host]:port` for another port).";
+    FetchUnused => "bake::check::fetch_unused",
+        "A `fetch` token for a host that neither the flake nor any input in its lock fetches from over HTTPS, or an ssh deploy key for a host nothing fetches over `git+ssh://`. The build role may read every secret the spec names, so an unused one is access for nothing: remove it or correct its host.";
+    PlaintextGit => "bake::check::plaintext_git",
+        "A `git+http://` flake or input: the repository travels unencrypted (the lock's narHash still stops a changed tree). A warning, and an error when a `fetch` token is configured for that host, because bake gives git tokens only over HTTPS. Use `git+https://`.";
+    SshWithoutKey => "bake::check::ssh_without_key",
+        "A `git+ssh://` flake whose host has no `fetch { ssh-key ... }`: the build instance has no ssh key of its own, so the fetch fails. Add an ssh-key from Secrets Manager with the host's pinned key.";
+    LockSecret => "bake::lock::secret",
+        "`bake lock` could not resolve a secret the spec's `fetch` names: the Secrets Manager secret does not exist (or is scheduled for deletion), the SSM parameter does not exist or is not a SecureString, or the lock's recorded ARN is missing or malformed. The message says which; bake records ARNs, never values.";
     PinnedBaseAmi => "bake::check::pinned_base_ami",
         "An image pinned to the stock Amazon Linux base AMI that the lock records for a built image. That AMI has no Nix and no system-manager configuration: rolling a fleet back to it runs none of your services. Roll back to an AMI bake baked earlier: `bake status` prints the SSM parameter whose history lists them (`aws ssm get-parameter-history --name /bake/<stack>/<image>/ami`).";
     StackSetPermissions => "bake::stackset::permissions",

@@ -7,6 +7,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
 
 mod cfn;
+mod fetch;
 pub mod templates;
 
 /// The `Mappings` entry of a stack set's template that holds each region's ids.
@@ -143,6 +144,8 @@ struct BootstrapContext<'a> {
     releasever: &'a str,
     /// `system-manager switch` (the SSM document, for running instances) instead of `pre-populate` (the image).
     activate: bool,
+    /// The `fetch` node's credentials and proxy (`templates/fetch-credentials.sh.hbs`), when it has any.
+    fetch: Option<fetch::FetchContext>,
     /// The prebuilt closure to substitute instead of building the flake (`templates/closure.sh.hbs`).
     closure: Option<ClosureContext<'a>>,
 }
@@ -180,8 +183,10 @@ fn image_scripts(
         return Err(bug("images", "image_scripts called for a pinned image"));
     };
     let name = &image.name.value;
-    let bootstrap = bootstrap_script(hb, build, resolved, false)?;
-    let converge = bootstrap_script(hb, build, resolved, true)?;
+    let fetch = fetch::context(&plan.stack.region, &build.fetch, &resolved.secrets)
+        .map_err(|e| bug("the fetch credentials", e))?;
+    let bootstrap = bootstrap_script(hb, build, resolved, fetch.clone(), false)?;
+    let converge = bootstrap_script(hb, build, resolved, fetch, true)?;
     let lines: Vec<&str> = bootstrap.lines().collect();
     let converge_lines: Vec<&str> = converge.lines().collect();
     let description = format!(
@@ -241,6 +246,7 @@ fn bootstrap_script(
     hb: &handlebars::Handlebars<'_>,
     build: &BuildPlan,
     resolved: &Resolved,
+    fetch: Option<fetch::FetchContext>,
     activate: bool,
 ) -> Result<String, EmitError> {
     let mut rpms: Vec<&str> = build.rpms.iter().map(String::as_str).collect();
@@ -277,6 +283,7 @@ fn bootstrap_script(
                 nar_hash: &c.nar_hash,
                 system_manager_path: &c.system_manager_path,
             }),
+            fetch,
         },
     )
     .map_err(|e| bug("the bootstrap script", e))?;

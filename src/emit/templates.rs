@@ -19,6 +19,8 @@ pub const REFRESH_USER_DATA: &str = "refresh-user-data.sh";
 pub const READINESS: &str = "readiness";
 pub const SSM_DOCUMENT: &str = "ssm-document.json";
 pub const COMPONENT: &str = "component.json";
+/// The bootstrap's credential and proxy part, the partial `{{> fetch-credentials}}` (`emit::fetch`).
+pub const FETCH_CREDENTIALS: &str = "fetch-credentials";
 
 const SOURCES: &[(&str, &str)] = &[
     (BOOTSTRAP, include_str!("../../templates/bootstrap.sh.hbs")),
@@ -33,6 +35,10 @@ const SOURCES: &[(&str, &str)] = &[
     (
         "closure-apply",
         include_str!("../../templates/closure-apply.sh.hbs"),
+    ),
+    (
+        FETCH_CREDENTIALS,
+        include_str!("../../templates/fetch-credentials.sh.hbs"),
     ),
     (
         SSM_DOCUMENT,

@@ -30,6 +30,10 @@ pub struct ImageLock {
     pub base: BaseLock,
     pub flake: FlakeLock,
     pub installer: InstallerLock,
+    /// The secrets the image's `fetch` names, by source (`secretsmanager:<id>`, `ssm:<name>`): their ARNs, never
+    /// their values (`lock::secrets`). Absent when the image fetches without credentials.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub credentials: BTreeMap<String, SecretLock>,
     /// The prebuilt closure `bake build` pushed to the image's binary cache (images with a `closure` node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closure: Option<ClosureLock>,
@@ -54,6 +58,19 @@ pub struct ClosureLock {
     pub system_manager_path: String,
     /// When `bake build` pushed it (RFC 3339, UTC).
     pub built_at: String,
+}
+
+/// Where a build reads one secret: the full ARN the build role may read, resolved by `bake lock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SecretLock {
+    /// `arn:aws:secretsmanager:<region>:<account>:secret:<name>-<suffix>` or `arn:aws:ssm:<region>:<account>:parameter/<name>`.
+    pub arn: String,
+    /// The KMS key that encrypts the secret when it is not the AWS-managed default (`aws/secretsmanager`,
+    /// `alias/aws/ssm`): the build role then also needs `kms:Decrypt` on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
+    pub resolved_at: String,
 }
 
 /// The base AMI, resolved from an SSM public parameter.

@@ -10,7 +10,7 @@ use aws_sdk_ssm::primitives::DateTimeFormat;
 use crate::aws::{self, Classified, Endpoint, Kind};
 
 use super::ami::ImageFacts;
-use super::resolve::{LookupError, ParameterValue, Resolver};
+use super::resolve::{LookupError, ParameterInfo, ParameterValue, Resolver, SecretInfo};
 
 /// Asks AWS and nix, and downloads installers with curl. Built once per `bake lock`.
 pub struct LiveResolver {
@@ -18,6 +18,9 @@ pub struct LiveResolver {
     endpoint: Endpoint,
     ec2: aws_sdk_ec2::Client,
     ec2_endpoint: Endpoint,
+    /// Secrets Manager, for the ARNs of the secrets a build's `fetch` names (DescribeSecret only).
+    secrets: aws_sdk_secretsmanager::Client,
+    secrets_endpoint: Endpoint,
     /// `BAKE_NIX_INSTALLER_MIRROR`: a base URL or `file://` directory that holds the installer binaries under their
     /// release file names, read instead of the release host.
     installer_mirror: Option<String>,
@@ -59,6 +62,8 @@ impl LiveResolver {
             endpoint: Endpoint::new("SSM", &conf, &settings),
             ec2: aws_sdk_ec2::Client::new(&conf),
             ec2_endpoint: Endpoint::new("EC2", &conf, &settings),
+            secrets: aws_sdk_secretsmanager::Client::new(&conf),
+            secrets_endpoint: Endpoint::new("Secrets Manager", &conf, &settings),
             installer_mirror: None,
         }
     }
@@ -212,6 +217,69 @@ impl Resolver for LiveResolver {
             state: image
                 .state()
                 .map_or(String::new(), |s| s.as_str().to_owned()),
+        })
+    }
+
+    async fn secret(&self, id: &str) -> Result<SecretInfo, LookupError> {
+        let out = self
+            .secrets
+            .describe_secret()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| lookup_error(aws::classify(&e, &self.secrets_endpoint), &self.secrets_endpoint, &["ResourceNotFoundException"]))?;
+        Ok(SecretInfo {
+            arn: out.arn().unwrap_or_default().to_owned(),
+            kms_key: out.kms_key_id().map(str::to_owned),
+            deleted: out.deleted_date().is_some(),
+        })
+    }
+
+    async fn secure_parameter(&self, name: &str) -> Result<ParameterInfo, LookupError> {
+        use aws_sdk_ssm::types::ParameterStringFilter;
+        let filter = ParameterStringFilter::builder()
+            .key("Name")
+            .option("Equals")
+            .values(name)
+            .build()
+            .map_err(|e| LookupError::Aws(e.to_string()))?;
+        let out = self
+            .ssm
+            .describe_parameters()
+            .parameter_filters(filter)
+            .send()
+            .await
+            .map_err(|e| lookup_error(aws::classify(&e, &self.endpoint), &self.endpoint, &["ParameterNotFound"]))?;
+        let Some(p) = out.parameters().iter().find(|p| p.name() == Some(name)) else {
+            return Err(LookupError::NotFound(format!(
+                "Parameter {name} not found."
+            )));
+        };
+        let kind = p
+            .r#type()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default();
+        let arn = match p.arn() {
+            Some(arn) => arn.to_owned(),
+            // moto's DescribeParameters has no ARN; GetParameter without decryption has (a SecureString's value
+            // stays ciphertext, and bake drops it unread).
+            None => self
+                .ssm
+                .get_parameter()
+                .name(name)
+                .with_decryption(false)
+                .send()
+                .await
+                .map_err(|e| lookup_error(aws::classify(&e, &self.endpoint), &self.endpoint, &["ParameterNotFound"]))?
+                .parameter()
+                .and_then(|p| p.arn())
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        Ok(ParameterInfo {
+            arn,
+            kind,
+            kms_key: p.key_id().map(str::to_owned),
         })
     }
 

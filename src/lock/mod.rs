@@ -18,6 +18,7 @@ pub mod nix;
 pub mod report;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod resolve;
+pub mod secrets;
 pub mod time;
 
 use crate::check::image::fetches_with_git;
@@ -28,6 +29,7 @@ use crate::diag::{Code, Diag, Diags};
 use crate::spec::grammar::{Grammar, check_safe, is_git_rev, is_nar_hash, is_sha256_hex};
 pub use file::{
     BaseLock, ClosureLock, FlakeLock, ImageLock, InputLock, InstallerLock, Lock, LockParseError,
+    SecretLock,
 };
 
 /// Whether a base entry was resolved for the spec's current parameter, region and account.
@@ -102,6 +104,8 @@ pub struct Resolved {
     pub needs_git: bool,
     /// The prebuilt closure the image ships instead of building the flake (images with a `closure` node).
     pub closure: Option<crate::closure::ResolvedClosure>,
+    /// The secrets the image's `fetch` reads, with the ARNs the lock records (`lock::secrets`).
+    pub secrets: Vec<secrets::ResolvedSecret>,
 }
 
 /// Checks the lock against the plan. The result has one entry per plan image: `None` for pinned images.
@@ -356,7 +360,20 @@ fn verify_with(
             };
             crate::closure::verify::verify(entry.closure.as_ref(), c, &want, &mut diags)
         });
+        let fetch_secrets = secrets::verify(
+            name,
+            image.name.span,
+            build,
+            &entry.credentials,
+            &plan.stack,
+            &fix,
+        )
+        .unwrap_or_else(|d| {
+            diags.extend(d);
+            Vec::new()
+        });
         out.push(Some(Resolved {
+            secrets: fetch_secrets,
             base_ami: base.ami.clone(),
             base_release: base.release.clone().unwrap_or_default(),
             base_ami_name: base.ami_name.clone().unwrap_or_default(),

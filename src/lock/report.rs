@@ -34,6 +34,9 @@ pub fn changes(changes: &[ImageChange], pruned: &[String]) -> String {
             }
             .ok();
         }
+        for (key, arn) in &c.credentials {
+            let _ = writeln!(out, "  secret {key}: {arn}");
+        }
     }
     for name in pruned {
         let _ = writeln!(

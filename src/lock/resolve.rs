@@ -19,7 +19,11 @@ pub use super::needs::{Need, Selection, Why, needs, pruned};
 use super::nix::parse_metadata;
 use super::time::parse_rfc3339;
 pub use super::update::{ImageChange, short};
-use super::{BaseLock, FlakeLock, InstallerLock, Lock, ami, installer_lock, lookup_diag, update};
+use super::{
+    BaseLock, FlakeLock, InstallerLock, Lock, SecretLock, ami, installer_lock, lookup_diag, secrets,
+    update,
+};
+use crate::check::credentials::SecretSource;
 use crate::check::plan::{BuildPlan, ImageSource, Plan};
 use crate::diag::{Code, Diag};
 use crate::source::Span;
@@ -32,6 +36,25 @@ pub struct ParameterValue {
     pub version: i64,
     /// RFC 3339, UTC.
     pub last_modified: String,
+}
+
+/// What Secrets Manager `DescribeSecret` says about a secret: never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretInfo {
+    /// The full ARN, with the random 6-character suffix.
+    pub arn: String,
+    pub kms_key: Option<String>,
+    /// Scheduled for deletion (`DeletedDate` set): the build could not read it.
+    pub deleted: bool,
+}
+
+/// What SSM says about a parameter, without decrypting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterInfo {
+    pub arn: String,
+    /// `String`, `StringList` or `SecureString`.
+    pub kind: String,
+    pub kms_key: Option<String>,
 }
 
 /// Why a lookup failed. Each becomes one diagnostic.
@@ -67,6 +90,28 @@ pub trait Resolver {
     fn flake_metadata(&self, checkout: &Path) -> impl Future<Output = Result<String, LookupError>>;
     /// The SHA-256 (lower-case hex) of the file at `url`: the Nix installer binary the build will run.
     fn sha256(&self, url: &str) -> impl Future<Output = Result<String, LookupError>>;
+    /// Secrets Manager `DescribeSecret` on a secret name or ARN, in the stack's region. A missing secret is
+    /// `ParameterNotFound`.
+    fn secret(&self, id: &str) -> impl Future<Output = Result<SecretInfo, LookupError>> {
+        let _ = id;
+        async {
+            Err(LookupError::Aws(
+                "this resolver does not look up secrets".to_owned(),
+            ))
+        }
+    }
+    /// SSM `DescribeParameters` on one parameter name (never `GetParameter` with decryption).
+    fn secure_parameter(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<ParameterInfo, LookupError>> {
+        let _ = name;
+        async {
+            Err(LookupError::Aws(
+                "this resolver does not look up parameters".to_owned(),
+            ))
+        }
+    }
     /// The fetch URLs of the checkout's git remotes, to compare with the spec's URL; empty when unknown.
     fn git_remotes(&self, checkout: &Path) -> impl Future<Output = Vec<String>> {
         let _ = checkout;
@@ -109,6 +154,12 @@ pub fn repo_key(url: &str) -> Option<String> {
         .collect();
     (!host.is_empty() && path.len() >= 2)
         .then(|| format!("{}/{}", host.to_ascii_lowercase(), path.join("/")))
+}
+
+/// The answer to one secret lookup.
+enum SecretAnswer {
+    Secret(Result<SecretInfo, LookupError>),
+    Parameter(Result<ParameterInfo, LookupError>),
 }
 
 /// How a failed `bake lock` should end.
@@ -258,11 +309,34 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
         };
         tokio::join!(metadata, remotes)
     });
-    let (param_results, flake_results, download_results, describe_results) = tokio::join!(
+    // The secrets `fetch` names: resolved to ARNs when the lock has none for them (or `--update` asks for all).
+    let mut secrets: BTreeMap<SecretSource, Vec<(usize, Span)>> = BTreeMap::new();
+    for (i, name, build) in super::needs::built(plan) {
+        let old = req.old.images.get(name).map(|e| &e.credentials);
+        for (source, span) in secrets::needed(build, old, &plan.stack, req.selection.all) {
+            secrets.entry(source).or_default().push((i, span));
+        }
+    }
+    let secret_lookups = secrets.keys().map(|source| async move {
+        match source {
+            SecretSource::SecretsManager(id) => SecretAnswer::Secret(
+                tokio::time::timeout(timeout, resolver.secret(id))
+                    .await
+                    .unwrap_or(Err(LookupError::Timeout(secs))),
+            ),
+            SecretSource::Parameter(name) => SecretAnswer::Parameter(
+                tokio::time::timeout(timeout, resolver.secure_parameter(name))
+                    .await
+                    .unwrap_or(Err(LookupError::Timeout(secs))),
+            ),
+        }
+    });
+    let (param_results, flake_results, download_results, describe_results, secret_results) = tokio::join!(
         join_all(param_lookups),
         join_all(flake_lookups),
         join_all(download_lookups),
-        join_all(describe_lookups)
+        join_all(describe_lookups),
+        join_all(secret_lookups)
     );
 
     // Turn answers into entries, and failures into diagnostics at every node that asked.
@@ -483,6 +557,34 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
             }
         }
     }
+    let mut credentials: BTreeMap<(usize, String), SecretLock> = BTreeMap::new();
+    for ((source, askers), answer) in secrets.iter().zip(secret_results) {
+        let spans: Vec<Span> = askers.iter().map(|(_, s)| *s).collect();
+        let entry = match (source, answer) {
+            (SecretSource::SecretsManager(id), SecretAnswer::Secret(a)) => {
+                secrets::secret_entry(id, a, &spans, req.now)
+            }
+            (SecretSource::Parameter(name), SecretAnswer::Parameter(a)) => {
+                secrets::parameter_entry(name, a, &spans, req.now)
+            }
+            _ => continue, // each source is asked the matching question
+        };
+        match entry {
+            Ok(e) => {
+                for (i, _) in askers {
+                    credentials.insert((*i, source.lock_key()), e.clone());
+                }
+            }
+            Err((d, world)) => {
+                if world {
+                    world_failed = true;
+                } else {
+                    spec_failed = true;
+                }
+                diags.push(d);
+            }
+        }
+    }
     if world_failed || spec_failed {
         let failure = if world_failed {
             Failure::World
@@ -494,7 +596,24 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
 
     // Assemble: untouched entries stay byte for byte, resolved parts replace theirs, pruned entries go.
     let pruned = pruned(plan, req.old);
-    let (lock, changes) = update::assemble(plan, req.old, &bases, &flakes, &installers);
+    let (mut lock, mut changes) = update::assemble(plan, req.old, &bases, &flakes, &installers);
+    // Each image keeps exactly the secrets its `fetch` names: new answers replace old entries, others go.
+    for (i, name, build) in super::needs::built(plan) {
+        if let Some(entry) = lock.images.get_mut(name) {
+            let old = std::mem::take(&mut entry.credentials);
+            for (source, _) in build.fetch.sources() {
+                let key = source.lock_key();
+                if let Some(e) = credentials.get(&(i, key.clone())) {
+                    if old.get(&key).map(|o| &o.arn) != Some(&e.arn) {
+                        secret_change(&mut changes, name, &key, &e.arn);
+                    }
+                    entry.credentials.insert(key, e.clone());
+                } else if let Some(e) = old.get(&key) {
+                    entry.credentials.insert(key, e.clone());
+                }
+            }
+        }
+    }
 
     // The new lock must be one `bake compile` accepts (e.g. the flake has the system-manager input the spec names).
     // Prebuilt closures are `bake build`'s to record: a missing or stale one is reported by compile and --check.
@@ -513,6 +632,26 @@ pub async fn run<R: Resolver>(req: &Request<'_>, resolver: &R) -> Outcome {
         diags,
         failure,
     }
+}
+
+/// Records a newly resolved secret ARN in the image's change (adding one for an image nothing else changed in).
+fn secret_change(changes: &mut Vec<ImageChange>, image: &str, key: &str, arn: &str) {
+    let at = match changes.iter().position(|c| c.image == image) {
+        Some(at) => at,
+        None => {
+            changes.push(ImageChange {
+                image: image.to_owned(),
+                base: None,
+                flake: None,
+                installer: None,
+                credentials: Vec::new(),
+            });
+            changes.len() - 1
+        }
+    };
+    changes[at]
+        .credentials
+        .push((key.to_owned(), arn.to_owned()));
 }
 
 fn failed(old: &Lock, mut diags: Vec<Diag>, failure: Failure) -> Outcome {

@@ -16,6 +16,8 @@ pub struct ImageChange {
     pub base: Option<(Option<BaseLock>, BaseLock)>,
     pub flake: Option<(Option<FlakeLock>, FlakeLock)>,
     pub installer: Option<(Option<InstallerLock>, InstallerLock)>,
+    /// `fetch` secrets resolved anew: their lock key and ARN (`lock::secrets`).
+    pub credentials: Vec<(String, String)>,
 }
 
 /// The new lock: untouched entries stay byte for byte, resolved parts replace theirs, images the spec no longer
@@ -49,6 +51,7 @@ pub(super) fn assemble(
                 .map(|f| (old.map(|e| e.flake.clone()), f.clone())),
             installer: (old.map(|e| &e.installer) != Some(&installer))
                 .then(|| (old.map(|e| e.installer.clone()), installer.clone())),
+            credentials: Vec::new(),
         };
         if change.base.is_some() || change.flake.is_some() || change.installer.is_some() {
             changes.push(change);
@@ -61,6 +64,7 @@ pub(super) fn assemble(
                 installer,
                 // `bake build` writes it; `verify` finds it stale when the flake it was built from changes.
                 closure: old.and_then(|e| e.closure.clone()),
+                credentials: old.map(|e| e.credentials.clone()).unwrap_or_default(),
             },
         );
     }

@@ -3,6 +3,8 @@
 //! Every string in a spec passes `check_safe` first (no control characters, no `{{`), then the grammar of its
 //! field. Values that reach a script are quoted by `emit` as well; the grammar is the first line of defence.
 
+use super::fetch_grammar;
+
 /// The kinds of strings a spec holds. Each has a checker and a description for docs and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grammar {
@@ -43,6 +45,20 @@ pub enum Grammar {
     CacheUrl,
     /// A Nix public signing key, `name:base64`.
     NixPublicKey,
+    /// `fetch`: a git host, `host` or `host:port` (see `fetch_grammar`).
+    Host,
+    /// `fetch`: a Secrets Manager secret name or ARN.
+    SecretId,
+    /// `fetch`: an SSM SecureString parameter name.
+    SecureParameter,
+    /// `fetch`: one pinned `known_hosts` line.
+    KnownHost,
+    /// `fetch`: an HTTP(S) proxy URL.
+    ProxyUrl,
+    /// `fetch`: a comma-separated no-proxy list.
+    NoProxy,
+    /// `fetch`: the user name git sends with a token.
+    GitUser,
 }
 
 impl Grammar {
@@ -99,6 +115,21 @@ impl Grammar {
             Grammar::NixPublicKey => {
                 "a Nix public key `name:base64`, as `nix key convert-secret-to-public` prints it"
             }
+            Grammar::Host => "a host name such as `github.com` or `git.acme.internal:8443`",
+            Grammar::SecretId => {
+                "a Secrets Manager secret name such as `bake/git-token`, or its full ARN"
+            }
+            Grammar::SecureParameter => {
+                "an SSM SecureString parameter name such as `/bake/github-token`"
+            }
+            Grammar::KnownHost => {
+                "a known_hosts line `host key-type key` as `ssh-keyscan` prints it, such as `github.com ssh-ed25519 AAAAC3Nza...`"
+            }
+            Grammar::ProxyUrl => "a proxy URL such as `http://proxy.acme.internal:3128`",
+            Grammar::NoProxy => {
+                "comma-separated hosts, `.domain` suffixes, IPv4 addresses or CIDR blocks, such as `.acme.internal,10.0.0.0/8`"
+            }
+            Grammar::GitUser => "a user name such as `x-access-token` or `oauth2`",
         }
     }
 
@@ -242,6 +273,13 @@ impl Grammar {
             Grammar::RoleName => expect(is_role_name(s)),
             Grammar::CacheUrl => crate::closure::url::parse_cache_url(s).map(drop),
             Grammar::NixPublicKey => crate::closure::url::check_public_key(s),
+            Grammar::Host => fetch_grammar::check_host(s),
+            Grammar::SecretId => fetch_grammar::check_secret_id(s),
+            Grammar::SecureParameter => Grammar::SsmParameter.check(s),
+            Grammar::KnownHost => fetch_grammar::check_known_host(s),
+            Grammar::ProxyUrl => fetch_grammar::check_proxy_url(s),
+            Grammar::NoProxy => fetch_grammar::check_no_proxy(s),
+            Grammar::GitUser => fetch_grammar::check_git_user(s),
         }
     }
 }

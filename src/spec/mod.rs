@@ -5,6 +5,7 @@
 
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
 
+pub mod fetch_grammar;
 pub mod grammar;
 pub mod lex;
 pub mod schema;

@@ -257,6 +257,91 @@ const STACK: Node = Node {
     )
 };
 
+/// How the build instance fetches a private flake: where it gets credentials (never the credentials themselves) and
+/// the proxy its egress goes through. See docs/private-flakes.md.
+const FETCH: Node = Node {
+    children: &[
+        Node {
+            args: one_arg(
+                "host",
+                Ty::Str(Grammar::Host),
+                "The git host the token is for, such as `github.com` or `git.acme.internal`.",
+            ),
+            props: &[
+                prop(
+                    "secret",
+                    Ty::Str(Grammar::SecretId),
+                    "The Secrets Manager secret whose SecretString is the token. `bake lock` records its full ARN; the build role may read exactly that secret.",
+                ),
+                prop(
+                    "parameter",
+                    Ty::Str(Grammar::SecureParameter),
+                    "The SSM SecureString parameter holding the token, instead of `secret`. `bake lock` checks it is a SecureString and records its ARN.",
+                ),
+                with_default(
+                    "user",
+                    Ty::Str(Grammar::GitUser),
+                    "x-access-token",
+                    "The user name git sends with the token over `git+https` (GitHub takes `x-access-token`, GitLab any name, `oauth2` for OAuth tokens).",
+                ),
+            ],
+            repeatable: true,
+            ..node(
+                "token",
+                "An access token for `git+https` and `github:` fetches from one host: Nix's `access-tokens` and a git credential helper for the build's duration only, from a file on a tmpfs that is removed before the image is taken. Exactly one of `secret` and `parameter`.",
+                "token \"github.com\" secret=\"bake/github-token\"",
+            )
+        },
+        Node {
+            args: one_arg(
+                "host",
+                Ty::Str(Grammar::Host),
+                "The ssh host the deploy key is for (as in the `git+ssh://git@HOST/...` URL).",
+            ),
+            props: &[
+                required(
+                    "secret",
+                    Ty::Str(Grammar::SecretId),
+                    "The Secrets Manager secret whose SecretString is the private key (OpenSSH format).",
+                ),
+                required(
+                    "known-host",
+                    Ty::Str(Grammar::KnownHost),
+                    "The host's pinned key, one line as `ssh-keyscan -t ed25519 HOST` prints it. ssh accepts no other host key.",
+                ),
+            ],
+            repeatable: true,
+            ..node(
+                "ssh-key",
+                "An SSH deploy key for `git+ssh` fetches from one host, with the host key pinned: ssh runs with only this key, only the pinned host key and no prompts.",
+                "ssh-key \"github.com\" secret=\"bake/deploy-key\" known-host=\"github.com ssh-ed25519 AAAAC3Nza...\"",
+            )
+        },
+        Node {
+            args: one_arg(
+                "url",
+                Ty::Str(Grammar::ProxyUrl),
+                "The proxy, `http://host:port` (no credentials).",
+            ),
+            props: &[prop(
+                "no-proxy",
+                Ty::Str(Grammar::NoProxy),
+                "Hosts reached without the proxy, comma-separated. The instance metadata service and localhost are always added.",
+            )],
+            ..node(
+                "proxy",
+                "The HTTP(S) proxy the build instance's egress goes through: used by dnf, curl, the AWS CLI, git, the Nix client and the Nix daemon (which substitutes from caches) while the build runs. The image keeps no proxy setting.",
+                "proxy \"http://proxy.acme.internal:3128\" no-proxy=\".acme.internal,10.0.0.0/8\"",
+            )
+        },
+    ],
+    ..node(
+        "fetch",
+        "How the build instance fetches a private flake: access tokens and SSH deploy keys it reads from Secrets Manager or SSM (the spec names where, never the secret) and the proxy it goes through. Nothing secret reaches the template, the documents, the logs, the lock or the AMI. See docs/private-flakes.md.",
+        "fetch { token \"github.com\" secret=\"bake/github-token\" }",
+    )
+};
+
 const IMAGE: Node = Node {
     args: one_arg(
         "name",
@@ -472,6 +557,7 @@ const IMAGE: Node = Node {
                 "image-tests #true",
             )
         },
+        FETCH,
     ],
     required: true,
     repeatable: true,

@@ -180,6 +180,7 @@ fn check_node(node: &KdlNode, schema: &'static schema::Node, diags: &mut Diags) 
         args: Vec::new(),
         props: Vec::new(),
         free_props: Vec::new(),
+        rejected: Vec::new(),
         children: Vec::new(),
     };
 
@@ -271,8 +272,9 @@ fn check_node(node: &KdlNode, schema: &'static schema::Node, diags: &mut Diags) 
                 );
                 continue;
             }
-            if let Some(v) = check_value(entry, prop.ty, &format!("`{key_name}`"), diags) {
-                item.props.push((prop.name, v));
+            match check_value(entry, prop.ty, &format!("`{key_name}`"), diags) {
+                Some(v) => item.props.push((prop.name, v)),
+                None => item.rejected.push(prop.name),
             }
         } else if let Some((key_grammar, value_grammar)) = schema.free_props {
             let key_ok = check_string(

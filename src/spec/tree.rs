@@ -23,6 +23,8 @@ pub struct Item {
     pub props: Vec<(&'static str, Spanned<Value>)>,
     /// User-named properties (tags), in source order.
     pub free_props: Vec<(Spanned<String>, Spanned<String>)>,
+    /// Properties the user wrote whose values failed the shape check (already reported, so left out of `props`).
+    pub rejected: Vec<&'static str>,
     pub children: Vec<Item>,
 }
 
@@ -111,7 +113,7 @@ impl Item {
 
     /// Whether the user wrote the property (even with a value that failed its check).
     pub fn has(&self, name: &str) -> bool {
-        self.prop(name).is_some()
+        self.prop(name).is_some() || self.rejected.contains(&name)
     }
 
     /// A string property, or the schema's default placed at the node name.

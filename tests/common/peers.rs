@@ -72,6 +72,12 @@ pub enum Peer {
     Curl,
     /// `script` (util-linux), which gives a test's `bake` a terminal.
     Script,
+    /// The AWS CLI (v1 or v2: the commands the bootstrap runs are the same), which reads secrets from moto.
+    AwsCli,
+    /// OpenSSH's `ssh`, whose `-G` prints the configuration the bootstrap gives git.
+    Ssh,
+    /// `git` 2.31 or later (`GIT_CONFIG_COUNT`).
+    Git,
 }
 
 impl Peer {
@@ -84,9 +90,15 @@ impl Peer {
             Peer::CfnLint | Peer::Checkov => {
                 "run `scripts/peers.sh install` and put its venv's bin/ first on PATH"
             }
-            Peer::Nix | Peer::Nvim | Peer::Emacs | Peer::Shellcheck | Peer::Curl | Peer::Script => {
-                "run `scripts/peers.sh install` (Debian packages)"
-            }
+            Peer::AwsCli => "install the AWS CLI (`pip install awscli`, or Debian's `awscli`)",
+            Peer::Nix
+            | Peer::Nvim
+            | Peer::Emacs
+            | Peer::Shellcheck
+            | Peer::Curl
+            | Peer::Script
+            | Peer::Ssh
+            | Peer::Git => "run `scripts/peers.sh install` (Debian packages)",
         }
     }
 }
@@ -128,6 +140,27 @@ pub fn probe(peer: Peer) -> Result<(), String> {
         Peer::Checkov => version_of("checkov", &["--version"]).map(drop),
         Peer::Curl => version_of("curl", &["--version"]).map(drop),
         Peer::Script => version_of("script", &["--version"]).map(drop),
+        Peer::AwsCli => runs("aws", &["--version"]),
+        Peer::Ssh => runs("ssh", &["-V"]),
+        Peer::Git => at_least("git", version_of("git", &["--version"])?, (2, 31, 0)),
+    }
+}
+
+/// Whether `tool ARGS` runs and succeeds (for tools that print their version on stderr).
+fn runs(tool: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("`{tool}` is not on PATH ({e})"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{tool} {}` failed ({})",
+            args.join(" "),
+            out.status
+        ))
     }
 }
 

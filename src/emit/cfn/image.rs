@@ -89,16 +89,18 @@ pub(super) fn built_image(
             managed_policy("AmazonSSMManagedInstanceCore"),
         ],
     }));
-    // A prebuilt closure in S3: read access to exactly its cache files.
+    // A prebuilt closure in S3: read access to exactly its cache files; a private flake: exactly its secrets.
+    let mut policies = Vec::new();
     if let Some(c) = resolved
         .closure
         .as_ref()
         .filter(|c| !c.read_objects.is_empty())
     {
-        role_props.insert(
-            "Policies".into(),
-            json!([crate::closure::cache_read_policy(&c.read_objects)]),
-        );
+        policies.push(crate::closure::cache_read_policy(&c.read_objects));
+    }
+    policies.extend(super::fetch::read_policy(&resolved.secrets));
+    if !policies.is_empty() {
+        role_props.insert("Policies".into(), Value::Array(policies));
     }
     resources.insert(
         role.clone(),

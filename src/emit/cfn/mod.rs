@@ -3,6 +3,7 @@
 //! handlebars templates.
 
 mod common;
+mod fetch;
 mod fleet;
 mod image;
 mod retention;
