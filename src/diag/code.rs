@@ -134,6 +134,20 @@ codes! {
         "`delete-old-amis #false keep=N`: `keep` sets how many baked AMIs the retention policy keeps, and there is no retention policy when old AMIs are not deleted. Use `delete-old-amis #true keep=N`, or drop `keep`.";
     PinnedBaseAmi => "bake::check::pinned_base_ami",
         "An image pinned to the stock Amazon Linux base AMI that the lock records for a built image. That AMI has no Nix and no system-manager configuration: rolling a fleet back to it runs none of your services. Roll back to an AMI bake baked earlier: `bake status` prints the SSM parameter whose history lists them (`aws ssm get-parameter-history --name /bake/<stack>/<image>/ami`).";
+    EnvUnknown => "bake::env::unknown",
+        "An environment name that the spec does not declare: in `--env NAME`, or in an environment's `images-from`. The message lists the environments there are.";
+    EnvRequired => "bake::env::required",
+        "The spec declares environments and none is marked `default=#true`, so a command must be told which one it is for: pass `--env NAME`. bake never guesses which environment to deploy.";
+    EnvDefault => "bake::env::default",
+        "More than one environment says `default=#true`. Keep it on one: the one commands use without `--env` (usually the one that is safe to deploy by mistake, such as staging).";
+    EnvUnknownFleet => "bake::env::unknown_fleet",
+        "An environment overrides a fleet that the spec does not define. Overrides change an existing fleet (instance type, sizes, subnets, security groups, rollout); they do not add one.";
+    EnvSeveralTargets => "bake::env::several_targets",
+        "An environment names several regions or accounts. A plain stack lives in exactly one account and one region; one stack per account and region is what a CloudFormation StackSet deploys (docs/environments.md). Keep one, or declare one environment each.";
+    EnvPromotionCycle => "bake::env::promotion_cycle",
+        "`images-from` chains that come back to where they started (or an environment that takes its images from itself): some environment must build the images the others promote.";
+    EnvNotPromoted => "bake::env::not_promoted",
+        "An environment with `images-from` runs the AMIs the lock records for it, and the lock has none for this image (or one promoted from another environment, region or account). Run `bake promote <spec> --from SOURCE --to ENV`: it reads the AMI the source environment runs and records it.";
 }
 
 /// What a name typed after `bake explain` refers to.

@@ -6,6 +6,7 @@
 
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
 
+pub mod environments;
 pub mod file;
 mod lookup_diag;
 pub mod needs;
@@ -25,6 +26,7 @@ use crate::check::plan::{
 };
 use crate::diag::{Code, Diag, Diags};
 use crate::spec::grammar::{Grammar, check_safe, is_git_rev, is_nar_hash, is_sha256_hex};
+pub use environments::{EnvironmentLock, PromotedLock};
 pub use file::{BaseLock, FlakeLock, ImageLock, InputLock, InstallerLock, Lock, LockParseError};
 
 /// Whether a base entry was resolved for the spec's current parameter, region and account.
