@@ -363,3 +363,43 @@ fn compile_env_writes_its_own_directory_byte_identically() {
     assert!(err.contains("bake::env::unknown"), "{err}");
     assert!(!dir.path().join("c").exists());
 }
+
+#[test]
+fn bake_lock_keeps_the_promotions_and_checks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("environments.kdl");
+    std::fs::copy(example(), &spec).unwrap();
+    let lock_path = dir.path().join("environments.lock.json");
+    std::fs::copy(bake::cli::default_lock_path(&example()), &lock_path).unwrap();
+    let before = std::fs::read(&lock_path).unwrap();
+    let bake = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bake"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("BAKE_NOW", "2026-12-01T12:00:00Z")
+            .output()
+            .unwrap()
+    };
+    // Nothing to resolve for staging: the lock stays byte for byte, promotions included.
+    let o = bake(&["lock", "environments.kdl"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("up to date"), "{err}");
+    assert_eq!(std::fs::read(&lock_path).unwrap(), before);
+    let o = bake(&["lock", "environments.kdl", "--check", "--env", "prod"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Without prod's promotion, `--check --env prod` fails and says how to promote.
+    let mut lock = example_lock();
+    lock.environments.clear();
+    std::fs::write(&lock_path, lock.to_json()).unwrap();
+    let o = bake(&["lock", "environments.kdl", "--check", "--env", "prod"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("bake::env::not_promoted"), "{err}");
+    // A promoted environment has nothing for `bake lock` to resolve.
+    let o = bake(&["lock", "environments.kdl", "--env", "prod"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.contains("nothing to resolve"),
+        "{err}"
+    );
+}

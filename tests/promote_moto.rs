@@ -341,7 +341,8 @@ fn promote_copies_into_another_region() {
         ["available"],
         "{there}"
     );
-    // A second promotion finds the same copy (same client token), not a new one.
+    // A second promotion finds the same copy, not a new one. (moto ignores CopyImage's client token and would
+    // make a second copy; bake finds its earlier copy by name.)
     let again = bake(
         dir.path(),
         &url,
@@ -352,7 +353,8 @@ fn promote_copies_into_another_region() {
     let second_copy = second["environments"]["dr"]["images"]["web"]["ami"]
         .as_str()
         .unwrap();
-    eprintln!("second promotion: first copy {copy}, second {second_copy}");
+    assert_eq!(second_copy, copy);
+    assert_eq!(second, lock);
     let deploy = bake(
         dir.path(),
         &url,

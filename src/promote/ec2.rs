@@ -134,6 +134,35 @@ impl Ec2 {
         token: &str,
         timeout: Duration,
     ) -> Result<String, Failure> {
+        // A copy bake made earlier has this name (AMI names are unique per account and region): use it, so a
+        // second promotion of the same AMI never makes a second copy, even where the client token has expired.
+        let earlier = self
+            .client
+            .describe_images()
+            .owners("self")
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("name")
+                    .values(name)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| self.failed("DescribeImages", &e))?;
+        let copy = match earlier.images().iter().find_map(|i| i.image_id()) {
+            Some(id) => id.to_owned(),
+            None => self.start_copy(ami, source_region, name, token).await?,
+        };
+        self.wait_available(ami, copy, timeout).await
+    }
+
+    async fn start_copy(
+        &self,
+        ami: &str,
+        source_region: &str,
+        name: &str,
+        token: &str,
+    ) -> Result<String, Failure> {
         let out = self
             .client
             .copy_image()
@@ -145,12 +174,21 @@ impl Ec2 {
             .send()
             .await
             .map_err(|e| self.failed("CopyImage", &e))?;
-        let Some(copy) = out.image_id().map(str::to_owned) else {
-            return Err(Failure::new(
+        out.image_id().map(str::to_owned).ok_or_else(|| {
+            Failure::new(
                 Kind::BadAnswer,
                 "EC2 CopyImage answered without an image id",
-            ));
-        };
+            )
+        })
+    }
+
+    /// Waits, at most `timeout` in all, until the copy is available.
+    async fn wait_available(
+        &self,
+        ami: &str,
+        copy: String,
+        timeout: Duration,
+    ) -> Result<String, Failure> {
         let started = Instant::now();
         loop {
             let state = self.describe(&copy).await?.and_then(|i| i.state().cloned());
