@@ -14,6 +14,7 @@ use crate::source::{SourceFile, display_path};
 
 mod build;
 mod deploy;
+mod promote;
 
 /// Exit codes live in `crate::exit`, beside nothing that runs: every module may name them.
 pub use crate::exit;
@@ -57,6 +58,9 @@ enum Command {
         /// Output format of the diagnostics.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Also check that this environment exists (every environment is always checked).
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
     },
     /// Check a spec, verify its lock and write the SSM documents, the CloudFormation template and the lock used.
     Compile {
@@ -72,6 +76,9 @@ enum Command {
         locked: bool,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// The environment to compile [default: the one with `default=#true`]; its artifacts go to `<out>/<env>/`.
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
     },
     /// Resolve the base AMIs and flake revisions a spec builds from into its lock file.
     Lock(LockArgs),
@@ -93,6 +100,8 @@ enum Command {
     Status(deploy::StatusArgs),
     /// Delete the stack and everything in it, with confirmation.
     Destroy(deploy::DestroyArgs),
+    /// Move the AMIs one environment runs into another's lock entry, sharing or copying them where it deploys.
+    Promote(promote::PromoteArgs),
     /// Explain a diagnostic code, e.g. `bake explain bake::check::size_order`.
     Explain {
         /// The code, with or without the `bake::` prefix; without one, list all codes.
@@ -129,14 +138,15 @@ pub fn main() -> ExitCode {
         verbose: cli.verbose,
     };
     let code = match cli.command {
-        Command::Check { spec, format } => check(&spec, format, style),
+        Command::Check { spec, format, env } => check(&spec, format, env.as_deref(), style),
         Command::Compile {
             spec,
             out,
             lock,
             locked: _,
             format,
-        } => compile(&spec, &out, lock.as_deref(), format, style),
+            env,
+        } => compile(&spec, &out, lock.as_deref(), env.as_deref(), format, style),
         Command::Lock(args) => lock_command(&args, style),
         Command::Build(args) => build::build(&args, style),
         Command::Fmt(args) => fmt_command(&args, style),
@@ -146,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Deploy(args) => deploy::deploy(&args, output),
         Command::Status(args) => deploy::status(&args, output),
         Command::Destroy(args) => deploy::destroy(&args, output),
+        Command::Promote(args) => promote::promote(&args, output),
         Command::Schema => {
             print!("{}", crate::spec::schema::reference_markdown());
             exit::OK
@@ -172,13 +183,14 @@ fn read_spec(path: &Path) -> Result<SourceFile, u8> {
 /// caller to print with the rest of its output.
 fn checked_spec(
     path: &Path,
+    env: Option<&str>,
     format: Format,
     style: Style,
-) -> Result<(SourceFile, crate::check::plan::Plan, Vec<Diag>), u8> {
+) -> Result<(SourceFile, crate::environments::Checked, Vec<Diag>), u8> {
     let file = read_spec(path)?;
-    let (plan, diags) = crate::check_source(&file);
-    match plan {
-        Some(plan) => Ok((file, plan, diags)),
+    let (checked, diags) = crate::check_source_env(&file, crate::environments::Want::Env(env));
+    match checked {
+        Some(checked) => Ok((file, checked, diags)),
         None => {
             report(&file, &diags, format, style);
             Err(exit::SPEC)
@@ -202,12 +214,16 @@ fn report(file: &SourceFile, diags: &[Diag], format: Format, style: Style) {
     }
 }
 
-fn check(path: &Path, format: Format, style: Style) -> u8 {
+fn check(path: &Path, format: Format, env: Option<&str>, style: Style) -> u8 {
     let file = match read_spec(path) {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let (_, diags) = crate::check_source(&file);
+    let want = match env {
+        Some(_) => crate::environments::Want::Env(env),
+        None => crate::environments::Want::All,
+    };
+    let (_, diags) = crate::check_source_env(&file, want);
     report(&file, &diags, format, style);
     if crate::diag::has_errors(&diags) {
         exit::SPEC
@@ -264,13 +280,21 @@ fn lock_parse_diag(file: &SourceFile, e: &LockParseError) -> Diag {
     .help("the lock is written by `bake lock`; re-create it with `bake lock <spec> --update`")
 }
 
-fn compile(path: &Path, out: &Path, lock_path: Option<&Path>, format: Format, style: Style) -> u8 {
+fn compile(
+    path: &Path,
+    out: &Path,
+    lock_path: Option<&Path>,
+    env: Option<&str>,
+    format: Format,
+    style: Style,
+) -> u8 {
     // The templates compile on another thread while the spec is read and checked.
     crate::emit::templates::prepare();
-    let (file, plan, diags) = match checked_spec(path, format, style) {
+    let (file, checked, diags) = match checked_spec(path, env, format, style) {
         Ok(checked) => checked,
         Err(code) => return code,
     };
+    let env_name = checked.env.as_ref().map(|e| e.name.clone());
     let lock_path = lock_path.map_or_else(|| default_lock_path(path), Path::to_path_buf);
     let lock = match read_lock(&lock_path, format, style) {
         Ok(l) => l,
@@ -280,7 +304,7 @@ fn compile(path: &Path, out: &Path, lock_path: Option<&Path>, format: Format, st
         plan,
         artifacts,
         diags,
-    } = match crate::pipeline::build(&file, plan, diags, &lock) {
+    } = match crate::pipeline::build_env(&file, checked, diags, &lock) {
         Ok(c) => c,
         Err(crate::pipeline::Failed::Diags(all)) => {
             report(&file, &all, format, style);
@@ -297,6 +321,11 @@ fn compile(path: &Path, out: &Path, lock_path: Option<&Path>, format: Format, st
         }
     };
     report(&file, &diags, format, style);
+    // Each environment's artifacts in their own directory: `bake.out/staging/`, `bake.out/prod/`.
+    let out = &match &env_name {
+        Some(name) => out.join(name),
+        None => out.to_path_buf(),
+    };
     for (name, content) in &artifacts.files {
         let target = out.join(name);
         if let Err(e) = crate::fsio::write_artifact(&target, content) {
@@ -384,6 +413,9 @@ struct LockArgs {
     /// Seconds each lookup (SSM, nix) may take.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     timeout: u64,
+    /// The environment whose images to resolve (its region and account) [default: the `default=#true` one].
+    #[arg(long, value_name = "NAME")]
+    env: Option<String>,
 }
 
 /// The time `bake lock` records: `BAKE_NOW` (RFC 3339; for reproducible tests and builds) or the clock.
@@ -401,10 +433,13 @@ fn lock_now() -> Result<i64, String> {
 fn lock_command(args: &LockArgs, style: Style) -> u8 {
     use crate::lock::resolve::{self, Failure, Request, Selection};
 
-    let (file, plan, _warnings) = match checked_spec(&args.spec, Format::Human, style) {
-        Ok(checked) => checked,
-        Err(code) => return code,
-    };
+    let (file, checked, _warnings) =
+        match checked_spec(&args.spec, args.env.as_deref(), Format::Human, style) {
+            Ok(checked) => checked,
+            Err(code) => return code,
+        };
+    let env = checked.env.clone();
+    let mut plan = checked.plan;
     let spec_name = file.name();
     let lock_path = args
         .lock
@@ -436,6 +471,35 @@ fn lock_command(args: &LockArgs, style: Style) -> u8 {
             }
         },
     };
+
+    if let Some(env) = &env
+        && let Some(from) = &env.images_from
+    {
+        // A promoted environment builds nothing: `bake promote` records its AMIs, `bake lock` has nothing to
+        // resolve; `--check` checks that those entries are there.
+        if args.check {
+            if let Err(d) =
+                crate::environments::promotion::apply(&mut plan, Some(env), &old, &lock_name)
+            {
+                report(&file, &d, Format::Human, style);
+                return exit::SPEC;
+            }
+            eprintln!(
+                "{lock_name}: up to date with {spec_name} for environment `{}`",
+                env.name
+            );
+            return exit::OK;
+        }
+        eprintln!(
+            "environment `{}` takes its images from `{}`: nothing to resolve (`bake promote {} --from {} --to {}` records its AMIs)",
+            env.name,
+            from.value,
+            display_path(&args.spec),
+            from.value,
+            env.name,
+        );
+        return exit::OK;
+    }
 
     if args.status {
         let now = match lock_now() {

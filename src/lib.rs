@@ -17,12 +17,14 @@ pub mod closure;
 pub mod deploy;
 pub mod diag;
 pub mod emit;
+pub mod environments;
 pub mod exit;
 pub mod fmt;
 pub mod fsio;
 pub mod lock;
 pub mod lsp;
 pub mod pipeline;
+pub mod promote;
 pub mod source;
 pub mod spec;
 
@@ -30,23 +32,38 @@ use check::plan::Plan;
 use diag::Diag;
 use source::SourceFile;
 
-/// Parses and checks a spec: what `bake check` and the editor run. Diagnostics come in source order.
+/// Parses and checks a spec: what `bake check` and the editor run. Diagnostics come in source order. With
+/// environments, every environment is checked and the plan is the default one's (`check_source_env` to choose).
 pub fn check_source(file: &SourceFile) -> (Option<Plan>, Vec<Diag>) {
+    let (checked, diags) = check_source_env(file, environments::Want::All);
+    (checked.map(|c| c.plan), diags)
+}
+
+/// `check_source` for the environment a command runs in.
+pub fn check_source_env(
+    file: &SourceFile,
+    want: environments::Want<'_>,
+) -> (Option<environments::Checked>, Vec<Diag>) {
     let (tree, diags) = spec::parse(file);
-    check_tree(tree, diags)
+    check_tree(tree, diags, want)
 }
 
 /// `check_source` for a document the caller has already parsed (the editor reuses unchanged nodes).
 pub fn check_document(doc: &kdl::KdlDocument) -> (Option<Plan>, Vec<Diag>) {
     let (tree, diags) = spec::shape(doc);
-    check_tree(Some(tree), diags)
+    let (checked, diags) = check_tree(Some(tree), diags, environments::Want::All);
+    (checked.map(|c| c.plan), diags)
 }
 
-fn check_tree(tree: Option<spec::Tree>, mut diags: Vec<Diag>) -> (Option<Plan>, Vec<Diag>) {
+fn check_tree(
+    tree: Option<spec::Tree>,
+    mut diags: Vec<Diag>,
+    want: environments::Want<'_>,
+) -> (Option<environments::Checked>, Vec<Diag>) {
     let Some(tree) = tree else {
         return (None, diags);
     };
-    let (plan, more) = check::check(&tree);
+    let (plan, more) = environments::check(&tree, want);
     diags.extend(more);
     diag::sort(&mut diags);
     if plan.is_none() && !diag::has_errors(&diags) {

@@ -35,6 +35,26 @@ pub enum Failed {
     Bug(String),
 }
 
+/// `build` for the environment a plan was checked for: a promoted environment's images first become the AMIs
+/// the lock records for it (`environments::promotion`).
+pub fn build_env(
+    file: &SourceFile,
+    checked: crate::environments::Checked,
+    diags: Vec<Diag>,
+    lock: &Lock,
+) -> Result<Compiled, Failed> {
+    let mut plan = checked.plan;
+    if let Err(more) =
+        crate::environments::promotion::apply(&mut plan, checked.env.as_ref(), lock, "the lock")
+    {
+        let mut all = diags;
+        all.extend(more);
+        diag::sort(&mut all);
+        return Err(Failed::Diags(all));
+    }
+    build(file, plan, diags, lock)
+}
+
 /// Verifies the lock against a checked plan and emits the artifacts. `diags` are the checker's warnings.
 pub fn build(
     file: &SourceFile,

@@ -427,7 +427,7 @@ fn completion_offers_what_the_schema_allows_at_the_cursor() {
 
     // Top level.
     let top = c.completion(&u, Position::new(15, 0));
-    assert_eq!(labels(&top), ["stack", "image", "fleet", "stack-set"]);
+    assert_eq!(labels(&top), ["stack", "image", "fleet", "environment", "stack-set"]);
 
     // Children of a fleet, not of an image.
     let fleet = c.completion(&u, pos(DRAFT, "    \n    rollout", 4));
@@ -684,4 +684,63 @@ fn completion_and_hover_never_panic_anywhere() {
             bake::lsp::hover::hover(text, &index, offset);
         }
     }
+}
+
+/// Environments appended to `WEB`: the editor checks each environment's overrides as you type, with the same
+/// diagnostics as `bake check`, placed at the override.
+#[test]
+fn environment_overrides_are_checked_as_you_type() {
+    let c = Client::start();
+    let u = uri("envs.kdl");
+    let good = format!(
+        "{WEB}\nenvironment \"staging\" default=#true {{\n    region \"us-east-1\"\n}}\nenvironment \"prod\" {{\n    account \"222222222222\"\n    images-from \"staging\"\n    fleet \"web\" instance-type=\"m7i.xlarge\" desired=4\n}}\n"
+    );
+    let d = c.open(&u, &good);
+    assert!(d.diagnostics.is_empty(), "{:?}", d.diagnostics);
+
+    // Typing a wrong type, an arm64 instance type for the x86_64 image, an unknown fleet and an unknown source.
+    let bad = good
+        .replace(
+            "instance-type=\"m7i.xlarge\" desired=4",
+            "instance-type=\"m7g.large\" desired=\"four\"",
+        )
+        .replace(
+            "images-from \"staging\"",
+            "images-from \"stagin\"\n    fleet \"wbe\" min=1",
+        );
+    let d = c.change(&u, 2, &bad);
+    let found = |code: &str| {
+        d.diagnostics
+            .iter()
+            .find(|x| x.code == Some(NumberOrString::String(code.to_owned())))
+            .unwrap_or_else(|| panic!("no {code} in {:?}", d.diagnostics))
+    };
+    assert_eq!(
+        found("bake::spec::wrong_type").range.start,
+        pos(&bad, "\"four\"", 0)
+    );
+    assert_eq!(
+        found("bake::check::architecture").range.start,
+        pos(&bad, "\"m7g.large\"", 0)
+    );
+    assert_eq!(
+        found("bake::env::unknown_fleet").range.start,
+        pos(&bad, "\"wbe\"", 0)
+    );
+    let unknown = found("bake::env::unknown");
+    assert_eq!(unknown.range.start, pos(&bad, "\"stagin\"", 0));
+    assert!(
+        unknown.message.contains("did you mean `staging`?"),
+        "{}",
+        unknown.message
+    );
+    // The same problems `bake check` reports.
+    let file = bake::source::SourceFile::new("x.kdl", bad.as_str());
+    let (_, expected) = bake::check_source(&file);
+    assert_eq!(d.diagnostics.len(), expected.len(), "{:?}", d.diagnostics);
+
+    // Fixed again: cleared.
+    let d = c.change(&u, 3, &good);
+    assert!(d.diagnostics.is_empty(), "{:?}", d.diagnostics);
+    c.shutdown();
 }

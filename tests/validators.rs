@@ -23,6 +23,11 @@ fn main() {
         templates_pass_cfn_lint_with_no_findings,
     );
     suite.test(
+        "every_environments_template_passes_cfn_lint",
+        &[Peer::CfnLint],
+        every_environments_template_passes_cfn_lint,
+    );
+    suite.test(
         "cfn_lint_catches_a_broken_template",
         &[Peer::CfnLint],
         cfn_lint_catches_a_broken_template,
@@ -76,6 +81,42 @@ fn write_artifacts(dir: &Path) -> Vec<(PathBuf, bake::emit::Artifacts)> {
             (out, artifacts)
         })
         .collect()
+}
+
+/// `bake compile --env` for each environment of `specs/environments.kdl` (the corpus above compiles the default
+/// one only): the promoted environment's template, without Image Builder resources, lints clean too.
+fn every_environments_template_passes_cfn_lint() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/environments.kdl");
+    let mut templates = Vec::new();
+    for env in ["staging", "prod"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bake"))
+            .arg("compile")
+            .arg(&spec)
+            .arg("-o")
+            .arg(dir.path())
+            .args(["--env", env])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        templates.push(dir.path().join(env).join("template.json"));
+    }
+    let output = Command::new("cfn-lint")
+        .arg("--format")
+        .arg("parseable")
+        .args(&templates)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success() && output.stdout.is_empty(),
+        "cfn-lint found problems:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn templates_pass_cfn_lint_with_no_findings() {

@@ -232,6 +232,7 @@ pub(super) fn image_plan(
         arch,
         source: source?,
         base_span: base.name_span,
+        promoted: None,
     })
 }
 

@@ -51,6 +51,20 @@ pub struct ImagePlan {
     pub source: ImageSource,
     /// The `base` node: blamed for what is wrong with the AMI it names.
     pub base_span: Span,
+    /// In an environment with `images-from`: the AMI the lock says it runs instead of building (the source is
+    /// then `Pinned` with that AMI). See `crate::environments`.
+    pub promoted: Option<Box<Promotion>>,
+}
+
+/// Where a promoted image's AMI comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// The environment that runs it (the one being compiled).
+    pub environment: String,
+    /// The environment it was promoted from.
+    pub from: String,
+    /// Since when `from` has run it (RFC 3339).
+    pub tested_since: String,
 }
 
 #[derive(Debug, Clone)]

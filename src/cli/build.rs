@@ -22,6 +22,10 @@ pub struct BuildArgs {
     /// The lock file [default: the spec's path with `.lock.json` instead of `.kdl`].
     #[arg(long)]
     lock: Option<PathBuf>,
+    /// The environment whose images to build, when the spec declares environments [default: the one marked
+    /// `default=#true`].
+    #[arg(long, value_name = "NAME")]
+    env: Option<String>,
     /// The team's secret Nix signing key file (`nix key generate-secret`); never in the spec or the lock
     /// [default: $BAKE_SIGNING_KEY_FILE].
     #[arg(long, value_name = "FILE")]
@@ -42,8 +46,8 @@ pub struct BuildArgs {
 }
 
 pub fn build(args: &BuildArgs, style: Style) -> u8 {
-    let (file, plan, _warnings) = match checked_spec(&args.spec, Format::Human, style) {
-        Ok(c) => c,
+    let (file, plan) = match checked_spec(&args.spec, args.env.as_deref(), Format::Human, style) {
+        Ok((file, checked, _warnings)) => (file, checked.plan),
         Err(code) => return code,
     };
     let spec_name = file.name();

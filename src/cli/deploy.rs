@@ -36,6 +36,9 @@ pub(super) struct StackArgs {
     /// an answer before it reports lost contact (exit 3).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
+    /// The environment [default: the one with `default=#true`; required when the spec has environments and none is].
+    #[arg(long, value_name = "NAME")]
+    env: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,7 +217,8 @@ fn run(
 ) -> u8 {
     let style = output.style;
     let path: &Path = &args.spec;
-    let (file, plan, diags) = match checked_spec(path, Format::Human, style) {
+    let (file, checked, diags) = match checked_spec(path, args.env.as_deref(), Format::Human, style)
+    {
         Ok(checked) => checked,
         Err(code) => return code,
     };
@@ -226,7 +230,7 @@ fn run(
         Ok(l) => l,
         Err(code) => return code,
     };
-    let compiled = match pipeline::build(&file, plan, diags, &lock) {
+    let compiled = match pipeline::build_env(&file, checked, diags, &lock) {
         Ok(c) => c,
         Err(Failed::Diags(all)) => {
             report(&file, &all, Format::Human, style);

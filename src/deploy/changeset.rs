@@ -80,6 +80,16 @@ fn image_reasons(old: Option<&Value>, new: Option<&Value>, image: &str) -> Vec<S
             _ => {}
         }
     }
+    if let (Some(from), Some(ami)) = (
+        image_meta(new, image, "promoted-from"),
+        image_meta(new, image, "pinned-ami"),
+    ) && image_meta(old, image, "pinned-ami") != Some(ami)
+    {
+        // A promoted AMI is not a new image: say where it was tested instead of "pinned AMI a → b".
+        out.retain(|r| !r.starts_with("pinned AMI"));
+        let since = image_meta(new, image, "tested-since").unwrap_or("an unknown time");
+        out.push(format!("AMI {ami} from {from}, tested since {since}"));
+    }
     out
 }
 
@@ -92,6 +102,23 @@ fn release_change(old: Option<&Value>, new: Option<&Value>, image: &str) -> Opti
         &Release::from_name(&a),
         &Release::from_name(&b),
     ))
+}
+
+/// "image \"web\": AMI ami-… from staging, tested since …" for each promoted image of the plan.
+pub fn promotions(plan: &Plan) -> Vec<String> {
+    plan.images
+        .iter()
+        .filter_map(|image| {
+            let p = image.promoted.as_ref()?;
+            let crate::check::plan::ImageSource::Pinned { ami } = &image.source else {
+                return None;
+            };
+            Some(format!(
+                "image \"{}\": AMI {ami} from {}, tested since {} (not rebuilt)",
+                image.name.value, p.from, p.tested_since
+            ))
+        })
+        .collect()
 }
 
 fn rollout_reason(plan: &Plan, fleet: &str) -> Option<String> {

@@ -24,11 +24,18 @@ pub(super) fn print_plan(
         if let Some(o) = v.as_object_mut() {
             o.insert("region".into(), json!(target.region));
             o.insert("account".into(), json!(account_of(stack_id)));
+            let promotions = changeset::promotions(target.plan);
+            if !promotions.is_empty() {
+                o.insert("promotions".into(), json!(promotions));
+            }
         }
         ui.json_line(&v);
     } else {
         let text = changeset::render(stack, &target.place(stack_id), create, planned);
         let _ = write!(ui.out, "{text}");
+        for line in changeset::promotions(target.plan) {
+            let _ = writeln!(ui.out, "  {line}");
+        }
     }
 }
 

@@ -178,6 +178,20 @@ codes! {
         "A target region without a value the stack instance there needs: a pinned image's AMI id, a fleet's subnets or security groups. AMI, subnet and security group ids are regional, so each region other than the stack's gets its own in a `region \"NAME\" { image ...; subnets ...; security-groups ... }` block of the `stack-set`; the stack's region takes them from the `image` and `fleet` nodes. Also reported: a `region` block naming an image or fleet the spec lacks.";
     StackSetBuiltImage => "bake::stackset::built_image",
         "A stack set deploys pinned AMIs only: an image built by Image Builder would be rebuilt in every account and region, and production would not run the AMI that was tested. Bake and test the image in a single-region stack (staging), copy the AMI to each region (`aws ec2 copy-image`) and share it with the target accounts, then pin it: `base ami=...` for the stack's region and `region \"NAME\" { image \"NAME\" ami=... }` for the others.";
+    EnvUnknown => "bake::env::unknown",
+        "An environment name that the spec does not declare: in `--env NAME`, or in an environment's `images-from`. The message lists the environments there are.";
+    EnvRequired => "bake::env::required",
+        "The spec declares environments and none is marked `default=#true`, so a command must be told which one it is for: pass `--env NAME`. bake never guesses which environment to deploy.";
+    EnvDefault => "bake::env::default",
+        "More than one environment says `default=#true`. Keep it on one: the one commands use without `--env` (usually the one that is safe to deploy by mistake, such as staging).";
+    EnvUnknownFleet => "bake::env::unknown_fleet",
+        "An environment overrides a fleet that the spec does not define. Overrides change an existing fleet (instance type, sizes, subnets, security groups, rollout); they do not add one.";
+    EnvSeveralTargets => "bake::env::several_targets",
+        "An environment names several regions or accounts. A plain stack lives in exactly one account and one region; one stack per account and region is what a CloudFormation StackSet deploys (docs/environments.md). Keep one, or declare one environment each.";
+    EnvPromotionCycle => "bake::env::promotion_cycle",
+        "`images-from` chains that come back to where they started (or an environment that takes its images from itself): some environment must build the images the others promote.";
+    EnvNotPromoted => "bake::env::not_promoted",
+        "An environment with `images-from` runs the AMIs the lock records for it, and the lock has none for this image (or one promoted from another environment, region or account). Run `bake promote <spec> --from SOURCE --to ENV`: it reads the AMI the source environment runs and records it.";
 }
 
 /// What a name typed after `bake explain` refers to.

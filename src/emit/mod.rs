@@ -117,6 +117,18 @@ fn used_lock(plan: &Plan, lock: &Lock) -> Lock {
         {
             used.images.insert(image.name.value.clone(), entry.clone());
         }
+        if let Some(p) = &image.promoted
+            && let Some(entry) = lock
+                .environments
+                .get(&p.environment)
+                .and_then(|e| e.images.get(&image.name.value))
+        {
+            used.environments
+                .entry(p.environment.clone())
+                .or_default()
+                .images
+                .insert(image.name.value.clone(), entry.clone());
+        }
     }
     used
 }

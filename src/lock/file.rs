@@ -22,6 +22,9 @@ pub struct Lock {
     pub version: u32,
     /// Built images by name. Pinned images need no entry.
     pub images: BTreeMap<String, ImageLock>,
+    /// Per environment: the AMIs `bake promote` moved into it (`lock::environments`). Absent without promotions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, super::environments::EnvironmentLock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +158,7 @@ impl Lock {
         Lock {
             version: FORMAT_VERSION,
             images: BTreeMap::new(),
+            environments: BTreeMap::new(),
         }
     }
 

@@ -7,6 +7,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
 
 pub mod ami;
+pub mod environments;
 pub mod file;
 pub mod lookup_diag;
 pub mod needs;
@@ -27,6 +28,7 @@ use crate::check::plan::{
 };
 use crate::diag::{Code, Diag, Diags};
 use crate::spec::grammar::{Grammar, check_safe, is_git_rev, is_nar_hash, is_sha256_hex};
+pub use environments::{EnvironmentLock, PromotedLock};
 pub use file::{
     BaseLock, ClosureLock, FlakeLock, ImageLock, InputLock, InstallerLock, Lock, LockParseError,
     SecretLock,

@@ -30,6 +30,8 @@ pub(super) fn assemble(
     installers: &BTreeMap<usize, InstallerLock>,
 ) -> (Lock, Vec<ImageChange>) {
     let mut lock = Lock::new();
+    // Promotions are `bake promote`'s; `bake lock` keeps them as they are.
+    lock.environments = old_lock.environments.clone();
     let mut changes = Vec::new();
     for (i, name, build) in built(plan) {
         let old = old_lock.images.get(name);

@@ -221,7 +221,9 @@ const REFRESH: &[&str] = &["instance-refresh"];
 const READINESS: &[&str] = &["rolling", "replacing", "instance-refresh"];
 
 /// The nodes allowed at the top of a spec.
-pub static ROOT: &[Node] = &[STACK, IMAGE, FLEET, stackset::STACK_SET];
+pub static ROOT: &[Node] = &[STACK, IMAGE, FLEET, environment::ENVIRONMENT, stackset::STACK_SET];
+
+mod environment;
 
 const STACK: Node = Node {
     args: one_arg(
@@ -568,6 +570,197 @@ const IMAGE: Node = Node {
     )
 };
 
+/// A fleet's `subnets`, `security-groups` and `rollout`: environments override them (`environment.rs`).
+const SUBNETS: Node = Node {
+    args: many_args("subnet", Ty::Str(Grammar::SubnetId), 1, "Subnet ids."),
+    required: true,
+    ..node(
+        "subnets",
+        "The subnets the auto-scaling group launches into.",
+        "subnets \"subnet-0123456789abcdef0\" \"subnet-0fedcba9876543210\"",
+    )
+};
+
+const SECURITY_GROUPS: Node = Node {
+    args: many_args(
+        "security-group",
+        Ty::Str(Grammar::SecurityGroupId),
+        1,
+        "Security group ids.",
+    ),
+    ..node(
+        "security-groups",
+        "Security groups of the fleet's instances.",
+        "security-groups \"sg-0123456789abcdef0\"",
+    )
+};
+
+const ROLLOUT: Node = Node {
+    args: one_arg(
+        "strategy",
+        Ty::Choice(ROLLOUT_STRATEGIES),
+        "How instances are replaced.",
+    ),
+    props: &[
+        for_strategies(
+            with_default(
+                "max-batch",
+                Ty::Int { min: 1, max: U32 },
+                "1",
+                "Instances replaced at a time.",
+            ),
+            ROLLING,
+        ),
+        for_strategies(
+            with_default(
+                "min-in-service",
+                Ty::Int { min: 0, max: U32 },
+                "0",
+                "Instances that stay in service during the update; below `max` and at most the desired size.",
+            ),
+            ROLLING,
+        ),
+        for_strategies(
+            prop(
+                "pause",
+                Ty::Str(Grammar::Duration),
+                "Time between batches, or with signals the time to wait for each batch's signals. At most PT1H.",
+            ),
+            ROLLING,
+        ),
+        for_strategies(
+            with_default(
+                "wait-for-signals",
+                Ty::Bool,
+                "#false",
+                "New instances signal CloudFormation when they are ready (`ready-unit` active, no failed system-manager unit, `ready-command` passing); bake adds aws-cfn-bootstrap and the user data.",
+            ),
+            ROLLING,
+        ),
+        for_strategies(
+            prop(
+                "min-success-percent",
+                Ty::Int { min: 0, max: 100 },
+                "The percentage of instances that must signal success.",
+            ),
+            SIGNALLED,
+        ),
+        for_strategies(
+            prop(
+                "signal-timeout",
+                Ty::Str(Grammar::Duration),
+                "How long CloudFormation waits for signals when it creates the group (at most PT12H). Defaults to `pause` for rolling updates; required for replacing updates.",
+            ),
+            SIGNALLED,
+        ),
+        for_strategies(
+            with_default(
+                "ready-unit",
+                Ty::Str(Grammar::SystemdUnit),
+                "system-manager.target",
+                "The systemd unit that must be active before an instance is ready (signals success, or in an instance refresh completes its launch hook). Besides it, no unit that `system-manager.target` pulls in may have failed.",
+            ),
+            READINESS,
+        ),
+        for_strategies(
+            prop(
+                "ready-command",
+                Ty::Str(Grammar::ShellCommand),
+                "A health check run as root by bash on the instance (e.g. `curl -fsS http://localhost/health`); it must also succeed before the instance is ready (signals success, or in an instance refresh completes its launch hook). Each try may take 60 seconds.",
+            ),
+            READINESS,
+        ),
+        for_strategies(
+            with_default(
+                "ready-timeout",
+                Ty::Str(Grammar::Duration),
+                "PT15M",
+                "How long a new instance may take to become ready before EC2 Auto Scaling abandons (terminates) it. 30 seconds to PT2H.",
+            ),
+            REFRESH,
+        ),
+        for_strategies(
+            with_default(
+                "min-healthy",
+                Ty::Int { min: 0, max: 100 },
+                "90",
+                "Percentage of capacity that stays healthy during the refresh.",
+            ),
+            REFRESH,
+        ),
+        for_strategies(
+            with_default(
+                "max-healthy",
+                Ty::Int { min: 100, max: 200 },
+                "100",
+                "Percentage of capacity the refresh may go up to (above 100 launches before terminating).",
+            ),
+            REFRESH,
+        ),
+        for_strategies(
+            prop(
+                "warmup",
+                Ty::Str(Grammar::Duration),
+                "Time after an instance is in service before it counts as healthy.",
+            ),
+            REFRESH,
+        ),
+        for_strategies(
+            prop(
+                "checkpoint-delay",
+                Ty::Str(Grammar::Duration),
+                "Time to wait at each checkpoint (at most 48 hours). Needs `checkpoints`.",
+            ),
+            REFRESH,
+        ),
+        for_strategies(
+            with_default(
+                "skip-matching",
+                Ty::Bool,
+                "#true",
+                "Leave instances alone that already run the new launch template.",
+            ),
+            REFRESH,
+        ),
+    ],
+    children: &[
+        Node {
+            args: many_args(
+                "process",
+                Ty::Choice(SUSPEND_PROCESSES),
+                0,
+                "Auto Scaling process names; none to suspend nothing.",
+            ),
+            strategies: ROLLING,
+            ..node(
+                "suspend",
+                "Auto Scaling processes suspended during a rolling update. Without this node bake suspends what AWS recommends: `HealthCheck`, `ReplaceUnhealthy`, `AZRebalance`, `AlarmNotification` and `ScheduledActions`; `suspend` with no arguments suspends nothing.",
+                "suspend \"HealthCheck\" \"ReplaceUnhealthy\" \"AZRebalance\"",
+            )
+        },
+        Node {
+            args: many_args(
+                "percent",
+                Ty::Int { min: 1, max: 100 },
+                1,
+                "Percentages, rising.",
+            ),
+            strategies: REFRESH,
+            ..node(
+                "checkpoints",
+                "Instance refresh pauses after replacing these percentages of the group.",
+                "checkpoints 50 100",
+            )
+        },
+    ],
+    required: true,
+    ..node(
+        "rollout",
+        "How a new image reaches the fleet: `rolling` (CloudFormation rolling update), `replacing` (a new group, swapped when it signals) or `instance-refresh` (EC2 Auto Scaling instance refresh).",
+        "rollout \"rolling\" max-batch=1 min-in-service=2 pause=\"PT10M\" wait-for-signals=#true",
+    )
+};
+
 const FLEET: Node = Node {
     args: one_arg(
         "name",
@@ -593,28 +786,8 @@ const FLEET: Node = Node {
         ),
     ],
     children: &[
-        Node {
-            args: many_args("subnet", Ty::Str(Grammar::SubnetId), 1, "Subnet ids."),
-            required: true,
-            ..node(
-                "subnets",
-                "The subnets the auto-scaling group launches into.",
-                "subnets \"subnet-0123456789abcdef0\" \"subnet-0fedcba9876543210\"",
-            )
-        },
-        Node {
-            args: many_args(
-                "security-group",
-                Ty::Str(Grammar::SecurityGroupId),
-                1,
-                "Security group ids.",
-            ),
-            ..node(
-                "security-groups",
-                "Security groups of the fleet's instances.",
-                "security-groups \"sg-0123456789abcdef0\"",
-            )
-        },
+        SUBNETS,
+        SECURITY_GROUPS,
         Node {
             props: &[
                 required(
@@ -654,171 +827,7 @@ const FLEET: Node = Node {
                 "policies \"arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy\"",
             )
         },
-        Node {
-            args: one_arg(
-                "strategy",
-                Ty::Choice(ROLLOUT_STRATEGIES),
-                "How instances are replaced.",
-            ),
-            props: &[
-                for_strategies(
-                    with_default(
-                        "max-batch",
-                        Ty::Int { min: 1, max: U32 },
-                        "1",
-                        "Instances replaced at a time.",
-                    ),
-                    ROLLING,
-                ),
-                for_strategies(
-                    with_default(
-                        "min-in-service",
-                        Ty::Int { min: 0, max: U32 },
-                        "0",
-                        "Instances that stay in service during the update; below `max` and at most the desired size.",
-                    ),
-                    ROLLING,
-                ),
-                for_strategies(
-                    prop(
-                        "pause",
-                        Ty::Str(Grammar::Duration),
-                        "Time between batches, or with signals the time to wait for each batch's signals. At most PT1H.",
-                    ),
-                    ROLLING,
-                ),
-                for_strategies(
-                    with_default(
-                        "wait-for-signals",
-                        Ty::Bool,
-                        "#false",
-                        "New instances signal CloudFormation when they are ready (`ready-unit` active, no failed system-manager unit, `ready-command` passing); bake adds aws-cfn-bootstrap and the user data.",
-                    ),
-                    ROLLING,
-                ),
-                for_strategies(
-                    prop(
-                        "min-success-percent",
-                        Ty::Int { min: 0, max: 100 },
-                        "The percentage of instances that must signal success.",
-                    ),
-                    SIGNALLED,
-                ),
-                for_strategies(
-                    prop(
-                        "signal-timeout",
-                        Ty::Str(Grammar::Duration),
-                        "How long CloudFormation waits for signals when it creates the group (at most PT12H). Defaults to `pause` for rolling updates; required for replacing updates.",
-                    ),
-                    SIGNALLED,
-                ),
-                for_strategies(
-                    with_default(
-                        "ready-unit",
-                        Ty::Str(Grammar::SystemdUnit),
-                        "system-manager.target",
-                        "The systemd unit that must be active before an instance is ready (signals success, or in an instance refresh completes its launch hook). Besides it, no unit that `system-manager.target` pulls in may have failed.",
-                    ),
-                    READINESS,
-                ),
-                for_strategies(
-                    prop(
-                        "ready-command",
-                        Ty::Str(Grammar::ShellCommand),
-                        "A health check run as root by bash on the instance (e.g. `curl -fsS http://localhost/health`); it must also succeed before the instance is ready (signals success, or in an instance refresh completes its launch hook). Each try may take 60 seconds.",
-                    ),
-                    READINESS,
-                ),
-                for_strategies(
-                    with_default(
-                        "ready-timeout",
-                        Ty::Str(Grammar::Duration),
-                        "PT15M",
-                        "How long a new instance may take to become ready before EC2 Auto Scaling abandons (terminates) it. 30 seconds to PT2H.",
-                    ),
-                    REFRESH,
-                ),
-                for_strategies(
-                    with_default(
-                        "min-healthy",
-                        Ty::Int { min: 0, max: 100 },
-                        "90",
-                        "Percentage of capacity that stays healthy during the refresh.",
-                    ),
-                    REFRESH,
-                ),
-                for_strategies(
-                    with_default(
-                        "max-healthy",
-                        Ty::Int { min: 100, max: 200 },
-                        "100",
-                        "Percentage of capacity the refresh may go up to (above 100 launches before terminating).",
-                    ),
-                    REFRESH,
-                ),
-                for_strategies(
-                    prop(
-                        "warmup",
-                        Ty::Str(Grammar::Duration),
-                        "Time after an instance is in service before it counts as healthy.",
-                    ),
-                    REFRESH,
-                ),
-                for_strategies(
-                    prop(
-                        "checkpoint-delay",
-                        Ty::Str(Grammar::Duration),
-                        "Time to wait at each checkpoint (at most 48 hours). Needs `checkpoints`.",
-                    ),
-                    REFRESH,
-                ),
-                for_strategies(
-                    with_default(
-                        "skip-matching",
-                        Ty::Bool,
-                        "#true",
-                        "Leave instances alone that already run the new launch template.",
-                    ),
-                    REFRESH,
-                ),
-            ],
-            children: &[
-                Node {
-                    args: many_args(
-                        "process",
-                        Ty::Choice(SUSPEND_PROCESSES),
-                        0,
-                        "Auto Scaling process names; none to suspend nothing.",
-                    ),
-                    strategies: ROLLING,
-                    ..node(
-                        "suspend",
-                        "Auto Scaling processes suspended during a rolling update. Without this node bake suspends what AWS recommends: `HealthCheck`, `ReplaceUnhealthy`, `AZRebalance`, `AlarmNotification` and `ScheduledActions`; `suspend` with no arguments suspends nothing.",
-                        "suspend \"HealthCheck\" \"ReplaceUnhealthy\" \"AZRebalance\"",
-                    )
-                },
-                Node {
-                    args: many_args(
-                        "percent",
-                        Ty::Int { min: 1, max: 100 },
-                        1,
-                        "Percentages, rising.",
-                    ),
-                    strategies: REFRESH,
-                    ..node(
-                        "checkpoints",
-                        "Instance refresh pauses after replacing these percentages of the group.",
-                        "checkpoints 50 100",
-                    )
-                },
-            ],
-            required: true,
-            ..node(
-                "rollout",
-                "How a new image reaches the fleet: `rolling` (CloudFormation rolling update), `replacing` (a new group, swapped when it signals) or `instance-refresh` (EC2 Auto Scaling instance refresh).",
-                "rollout \"rolling\" max-batch=1 min-in-service=2 pause=\"PT10M\" wait-for-signals=#true",
-            )
-        },
+        ROLLOUT,
     ],
     repeatable: true,
     ..node(

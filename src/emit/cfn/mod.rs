@@ -116,7 +116,12 @@ pub(crate) fn template(
                     image_id(image, "AmiId"),
                     json!({"Description": format!("The pinned AMI of image {}", image.name.value), "Value": value}),
                 );
-                metadata_images.insert(image.name.value.clone(), json!({"pinned-ami": ami}));
+                let mut meta = json!({"pinned-ami": ami});
+                if let Some(p) = &image.promoted {
+                    meta["promoted-from"] = json!(p.from);
+                    meta["tested-since"] = json!(p.tested_since);
+                }
+                metadata_images.insert(image.name.value.clone(), meta);
                 ami_record(plan, image, value, &mut resources, &mut outputs);
             }
             _ => {}
