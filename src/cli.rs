@@ -13,6 +13,7 @@ use crate::lock::{Lock, LockParseError};
 use crate::source::{SourceFile, display_path};
 
 mod deploy;
+mod image;
 
 /// Exit codes live in `crate::exit`, beside nothing that runs: every module may name them.
 pub use crate::exit;
@@ -74,6 +75,9 @@ enum Command {
     },
     /// Resolve the base AMIs and flake revisions a spec builds from into its lock file.
     Lock(LockArgs),
+    /// Build the spec's NixOS images with nix, upload them into EBS snapshots, register the AMIs and record them in
+    /// the lock; images whose flake did not move are left alone.
+    Image(image::ImageArgs),
     /// Rewrite spec files in the canonical layout, keeping comments; files that do not parse are left alone.
     Fmt(FmtArgs),
     /// Run the language server (LSP over stdin/stdout) for editors: diagnostics, completion, hover, formatting.
@@ -135,6 +139,7 @@ pub fn main() -> ExitCode {
             format,
         } => compile(&spec, &out, lock.as_deref(), format, style),
         Command::Lock(args) => lock_command(&args, style),
+        Command::Image(args) => image::image_command(&args, style),
         Command::Fmt(args) => fmt_command(&args, style),
         Command::Lsp { stdio: _ } => lsp_command(),
         Command::Explain { code } => explain(code.as_deref()),

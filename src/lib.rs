@@ -21,6 +21,7 @@ pub mod fmt;
 pub mod fsio;
 pub mod lock;
 pub mod lsp;
+pub mod nixos;
 pub mod pipeline;
 pub mod source;
 pub mod spec;

@@ -136,7 +136,14 @@ pub(super) fn image_plan(
     name: Option<Spanned<String>>,
     diags: &mut Diags,
 ) -> Option<ImagePlan> {
-    let base = item.child("base")?;
+    if item.child("nixos").is_some() {
+        return super::nixos::image_plan(item, name, diags);
+    }
+    super::nixos::copy_to_needs_nixos(item, diags);
+    let Some(base) = item.child("base") else {
+        diags.push(super::nixos::missing_base(item));
+        return None;
+    };
     let ssm = base.str("ssm");
     let ami = base.str("ami");
     let arch_prop = base.str("arch");

@@ -134,6 +134,18 @@ codes! {
         "`delete-old-amis #false keep=N`: `keep` sets how many baked AMIs the retention policy keeps, and there is no retention policy when old AMIs are not deleted. Use `delete-old-amis #true keep=N`, or drop `keep`.";
     PinnedBaseAmi => "bake::check::pinned_base_ami",
         "An image pinned to the stock Amazon Linux base AMI that the lock records for a built image. That AMI has no Nix and no system-manager configuration: rolling a fleet back to it runs none of your services. Roll back to an AMI bake baked earlier: `bake status` prints the SSM parameter whose history lists them (`aws ssm get-parameter-history --name /bake/<stack>/<image>/ami`).";
+    NixosImageBuild => "bake::check::nixos_image_build",
+        "A NixOS image (`nixos`) is built by `bake image` with Nix from its own flake output: it has no `base`, and takes no `nix`, `flake`, `system-manager`, `rpms`, `build` or `image-tests` (those are for Image Builder images on Amazon Linux). Remove them, or remove `nixos`.";
+    CopyToNotNixos => "bake::check::copy_to_not_nixos",
+        "`copy-to` copies a NixOS image's AMI to other regions when `bake image` registers it; other images are not registered by bake. Remove it, or make the image a `nixos` image.";
+    KmsKey => "bake::check::kms_key",
+        "`kms-key` must be a KMS key ARN (`arn:<partition>:kms:<region>:<account>:key/<id>`) in the stack's region, and needs `encrypted=#true`: the EBS direct APIs take the key as an ARN when the snapshot is encrypted.";
+    NixosReadyUnit => "bake::check::nixos_ready_unit",
+        "A fleet of a NixOS image whose instances report readiness (signals, replacing, instance refresh) without a `ready-unit`: the default, `system-manager.target`, belongs to the AL2023 + system-manager path and does not exist on NixOS, so no instance would ever be ready. Name the unit your configuration starts, e.g. `ready-unit=\"multi-user.target\"`.";
+    ImageNotRaw => "bake::image::not_raw",
+        "The NixOS image output is not a raw disk image: its `nix-support/image-info.json` says another format (VHD, qcow2 ...), or the output has no image-info.json. The EBS direct APIs copy the bytes as they are, so any other format gives an AMI that does not boot. Build the raw repart image: `system.build.images.amazon` of NixOS 25.05 or later, or the NixOS/amis `amazon-image.nix` module.";
+    ImageBuild => "bake::image::build",
+        "`nix build` of a NixOS image's output failed, or its output is not what bake reads (an `image-info.json` with `boot_mode`, `format`, `system` and `file`). The message carries nix's stderr or what is missing.";
 }
 
 /// What a name typed after `bake explain` refers to.

@@ -7,6 +7,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // pure: see clippy.toml
 
 mod cfn;
+pub(crate) use cfn::ami_parameter_name;
 pub mod templates;
 
 use serde::Serialize;
@@ -81,7 +82,7 @@ pub fn emit(
             (ImageSource::Built(_), None) => {
                 return Err(bug("images", "a built image reached emit unresolved"));
             }
-            (ImageSource::Pinned { .. }, _) => None,
+            (ImageSource::Pinned { .. } | ImageSource::Nixos(_), _) => None,
         };
         if let Some(s) = &s {
             let name = &image.name.value;
@@ -98,7 +99,18 @@ pub fn emit(
         }
         user_data.push(ud);
     }
-    let template = cfn::template(plan, resolved, &scripts, &user_data);
+    let mut nixos = Vec::new();
+    for image in &plan.images {
+        let entry = match &image.source {
+            ImageSource::Nixos(_) => match lock.nixos.get(&image.name.value) {
+                Some(e) if e.amis.contains_key(&plan.stack.region) => Some(e),
+                _ => return Err(bug("images", "a NixOS image reached emit without an AMI")),
+            },
+            _ => None,
+        };
+        nixos.push(entry);
+    }
+    let template = cfn::template_with_nixos(plan, resolved, &scripts, &user_data, &nixos);
     files.insert(0, ("template.json".to_owned(), pretty(&template)));
     files.push(("lock.json".to_owned(), used_lock(plan, lock).to_json()));
     Ok(Artifacts { files })
@@ -112,6 +124,11 @@ fn used_lock(plan: &Plan, lock: &Lock) -> Lock {
             && matches!(image.source, ImageSource::Built(_))
         {
             used.images.insert(image.name.value.clone(), entry.clone());
+        }
+        if let Some(entry) = lock.nixos.get(&image.name.value)
+            && matches!(image.source, ImageSource::Nixos(_))
+        {
+            used.nixos.insert(image.name.value.clone(), entry.clone());
         }
     }
     used

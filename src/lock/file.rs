@@ -20,6 +20,9 @@ pub struct Lock {
     pub version: u32,
     /// Built images by name. Pinned images need no entry.
     pub images: BTreeMap<String, ImageLock>,
+    /// NixOS images by name, as `bake image` built and registered them (src/lock/nixos.rs). Absent when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nixos: BTreeMap<String, super::nixos::NixosLock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +99,7 @@ impl Lock {
         Lock {
             version: FORMAT_VERSION,
             images: BTreeMap::new(),
+            nixos: BTreeMap::new(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod update;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod live;
 pub mod nix;
+pub mod nixos;
 pub mod report;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod resolve;
@@ -301,6 +302,7 @@ pub fn verify(
                 || flake.inputs.values().any(|i| fetches_with_git(&i.url)),
         }));
     }
+    diags.extend(nixos::verify(plan, lock, spec_path));
     if diags.has_errors() {
         let mut d = diags.into_vec();
         crate::diag::sort(&mut d);

@@ -28,6 +28,8 @@ pub(super) fn assemble(
     installers: &BTreeMap<usize, InstallerLock>,
 ) -> (Lock, Vec<ImageChange>) {
     let mut lock = Lock::new();
+    // `bake image` owns the NixOS entries: `bake lock` keeps those the spec still has.
+    lock.nixos = super::nixos::kept(plan, old_lock);
     let mut changes = Vec::new();
     for (i, name, build) in built(plan) {
         let old = old_lock.images.get(name);

@@ -11,6 +11,7 @@ pub(super) fn fleet_resources(
     plan: &Plan,
     fleet: &FleetPlan,
     user_data: Option<&str>,
+    nixos_ami: Option<&str>,
     resources: &mut Map<String, Value>,
 ) {
     let tags = &plan.stack.tags;
@@ -66,6 +67,8 @@ pub(super) fn fleet_resources(
     let image_ref = match &image.source {
         ImageSource::Built(_) => json!({"Fn::GetAtt": [image_id(image, ""), "ImageId"]}),
         ImageSource::Pinned { ami } => json!(ami),
+        // `emit` checked that the lock has it (`lock::nixos::verify` ran before).
+        ImageSource::Nixos(_) => json!(nixos_ami.unwrap_or_default()),
     };
     let volume_tags = merge_tags(tags, &[("bake:fleet".into(), fleet.name.value.clone())]);
     let mut data = obj(json!({
