@@ -140,6 +140,7 @@ pub fn verify(plan: &Plan, lock: &crate::lock::Lock, spec_path: &str) -> Vec<Dia
                 .help(fix),
             ),
             Some(entry) => {
+                architecture_matches(plan, name, entry, &mut diags);
                 if let Some(why) = stale_reason(plan, entry, n) {
                     diags.push(
                         Diag::error(
@@ -154,6 +155,40 @@ pub fn verify(plan: &Plan, lock: &crate::lock::Lock, spec_path: &str) -> Vec<Dia
         }
     }
     diags
+}
+
+/// The fleets of a NixOS image against the architecture its image-info.json gave (only known from the lock).
+fn architecture_matches(plan: &Plan, name: &str, entry: &NixosLock, diags: &mut Vec<Diag>) {
+    let Some(built) = crate::check::plan::Arch::parse(&entry.architecture) else {
+        return;
+    };
+    for fleet in &plan.fleets {
+        if plan.images[fleet.image].name.value != name {
+            continue;
+        }
+        if let Some(arch) = crate::check::instance_arch(&fleet.instance_type)
+            && arch != built
+        {
+            diags.push(
+                Diag::error(
+                    Code::Architecture,
+                    format!(
+                        "fleet `{}` runs {} ({}) instances, and NixOS image `{name}` is built for {}",
+                        fleet.name.value,
+                        fleet.instance_type,
+                        arch.as_str(),
+                        built.as_str()
+                    ),
+                )
+                .label(fleet.name.span, "this fleet")
+                .help(format!(
+                    "pick an {} instance type, or build the image for {} (its `system` in image-info.json)",
+                    built.as_str(),
+                    arch.as_str()
+                )),
+            );
+        }
+    }
 }
 
 /// The NixOS entries `bake lock` keeps: those of images the spec still has as NixOS images.
@@ -187,6 +222,41 @@ pub fn status_line(lock: &crate::lock::Lock, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lock::Lock;
+    use crate::source::SourceFile;
+
+    const SPEC: &str = include_str!("../../specs/nixos.kdl");
+    const LOCK: &str = include_str!("../../specs/nixos.lock.json");
+
+    fn codes(spec: &str, lock: &Lock) -> Vec<Code> {
+        let (plan, diags) = crate::check_source(&SourceFile::new("nixos.kdl", spec.to_owned()));
+        let plan = plan.unwrap_or_else(|| panic!("{diags:?}"));
+        verify(&plan, lock, "nixos.kdl").iter().map(|d| d.code).collect()
+    }
+
+    #[test]
+    fn the_example_lock_serves_its_spec_and_changes_make_it_stale() {
+        let lock = Lock::from_json(LOCK).unwrap();
+        assert_eq!(codes(SPEC, &lock), []);
+        assert_eq!(codes(SPEC, &Lock::new()), [Code::LockMissing]);
+        // Another output, another region, other registration settings: each needs `bake image`.
+        for (from, to) in [
+            ("images.amazon\"", "images.other\""),
+            ("copy-to \"eu-west-1\"", "copy-to \"eu-west-1\" \"us-west-2\""),
+            ("tpm=#true", "tpm=#false"),
+        ] {
+            assert!(SPEC.contains(from), "{from}");
+            assert_eq!(codes(&SPEC.replace(from, to), &lock), [Code::LockStale], "{to}");
+        }
+        // The image is x86_64 (image-info.json's system): a Graviton fleet cannot run it.
+        assert_eq!(
+            codes(&SPEC.replace("m7i.large", "m7g.large"), &lock),
+            [Code::Architecture]
+        );
+        // A hand-edited AMI id is refused, not emitted.
+        let bad = LOCK.replace("ami-0a7c3e5f9b1d2e4f6", "ami-nope");
+        assert_eq!(codes(SPEC, &Lock::from_json(&bad).unwrap()), [Code::LockStale]);
+    }
 
     #[test]
     fn ami_names_follow_the_store_path_and_settings() {
