@@ -85,10 +85,18 @@ fn unique(prefix: &str) -> String {
 
 /// Snapshots moto's EC2 holds whose description names this stack.
 async fn snapshots_of(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<String> {
-    let out = ec2.describe_snapshots().owner_ids("self").send().await.unwrap();
+    let out = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
     out.snapshots()
         .iter()
-        .filter(|s| s.description().is_some_and(|d| d.contains(&format!("bake {stack}/"))))
+        .filter(|s| {
+            s.description()
+                .is_some_and(|d| d.contains(&format!("bake {stack}/")))
+        })
         .filter_map(|s| s.snapshot_id().map(str::to_owned))
         .collect()
 }
@@ -99,7 +107,10 @@ async fn images_of(url: &str, region: &str, stack: &str) -> Vec<String> {
     let out = ec2.describe_images().owners("self").send().await.unwrap();
     out.images()
         .iter()
-        .filter(|i| i.name().is_some_and(|n| n.starts_with(&format!("bake/{stack}/"))))
+        .filter(|i| {
+            i.name()
+                .is_some_and(|n| n.starts_with(&format!("bake/{stack}/")))
+        })
         .filter_map(|i| i.image_id().map(str::to_owned))
         .collect()
 }
@@ -135,14 +146,19 @@ fn a_sparse_image_uploads_and_reads_back_block_for_block() {
             let b = rng.next() % (blocks - 1);
             let mut buf = vec![0u8; BLOCK as usize];
             // Some blocks only partly filled: a block with one non-zero byte still counts.
-            let fill = if data_blocks.len() % 5 == 0 { 1 } else { buf.len() };
+            let fill = if data_blocks.len() % 5 == 0 {
+                1
+            } else {
+                buf.len()
+            };
             for x in &mut buf[..fill] {
                 *x = (rng.next() as u8) | 1;
             }
             file.write_all_at(&buf, b * BLOCK).unwrap();
             data_blocks.insert(b);
         }
-        file.write_all_at(b"the end of the image", size - 20).unwrap();
+        file.write_all_at(b"the end of the image", size - 20)
+            .unwrap();
         data_blocks.insert(blocks - 1);
     }
     drop(file);
@@ -176,7 +192,11 @@ fn a_sparse_image_uploads_and_reads_back_block_for_block() {
         (up, ebs)
     });
     assert_eq!(uploaded.blocks, blocks);
-    assert_eq!(uploaded.written, data_blocks.len() as u64, "only non-zero blocks are written");
+    assert_eq!(
+        uploaded.written,
+        data_blocks.len() as u64,
+        "only non-zero blocks are written"
+    );
 
     // Read the snapshot back with the EBS direct read APIs and rebuild the file's bytes.
     let got = rt.block_on(async {
@@ -191,7 +211,10 @@ fn a_sparse_image_uploads_and_reads_back_block_for_block() {
                 .await
                 .unwrap();
             for b in out.blocks() {
-                listed.push((b.block_index().unwrap() as u64, b.block_token().unwrap_or_default().to_owned()));
+                listed.push((
+                    b.block_index().unwrap() as u64,
+                    b.block_token().unwrap_or_default().to_owned(),
+                ));
             }
             token = out.next_token().map(str::to_owned);
             if token.is_none() {
@@ -219,9 +242,19 @@ fn a_sparse_image_uploads_and_reads_back_block_for_block() {
             let checksum = out.checksum().unwrap_or_default().to_owned();
             let data = out.block_data.collect().await.unwrap().into_bytes();
             assert_eq!(data.len() as u64, BLOCK);
-            assert_eq!(checksum, aws_smithy_types::base64::encode(Sha256::digest(&data)));
-            let keep = if *index == blocks - 1 { (size - index * BLOCK) as usize } else { data.len() };
-            assert!(data[keep..].iter().all(|&b| b == 0), "the last block is padded with zeros");
+            assert_eq!(
+                checksum,
+                aws_smithy_types::base64::encode(Sha256::digest(&data))
+            );
+            let keep = if *index == blocks - 1 {
+                (size - index * BLOCK) as usize
+            } else {
+                data.len()
+            };
+            assert!(
+                data[keep..].iter().all(|&b| b == 0),
+                "the last block is padded with zeros"
+            );
             hasher.update(&data[..keep]);
             next = index + 1;
         }
@@ -254,11 +287,16 @@ impl Request {
     }
 
     fn action(&self) -> Option<String> {
-        self.form().into_iter().find(|(k, _)| k == "Action").map(|(_, v)| v)
+        self.form()
+            .into_iter()
+            .find(|(k, _)| k == "Action")
+            .map(|(_, v)| v)
     }
 
     fn is_put_block(&self) -> bool {
-        self.method == "PUT" && self.target.starts_with("/snapshots/") && self.target.contains("/blocks/")
+        self.method == "PUT"
+            && self.target.starts_with("/snapshots/")
+            && self.target.contains("/blocks/")
     }
 }
 
@@ -294,7 +332,10 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
         let log = Arc::new(Mutex::new(Vec::new()));
         let held = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -305,7 +346,12 @@ impl Proxy {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         conn.set_nonblocking(false).unwrap();
-                        let (upstream, l, h, s) = (upstream.clone(), Arc::clone(&l), Arc::clone(&h), Arc::clone(&s));
+                        let (upstream, l, h, s) = (
+                            upstream.clone(),
+                            Arc::clone(&l),
+                            Arc::clone(&h),
+                            Arc::clone(&s),
+                        );
                         std::thread::spawn(move || {
                             let _ = relay(conn, &upstream, &l, &h, &s, freeze_blocks);
                         });
@@ -314,7 +360,12 @@ impl Proxy {
                 }
             }
         });
-        Proxy { url, log, held, stop }
+        Proxy {
+            url,
+            log,
+            held,
+            stop,
+        }
     }
 
     fn requests(&self) -> Vec<Request> {
@@ -336,7 +387,7 @@ impl Drop for Proxy {
     }
 }
 
-/// Serves one connection's requests (keep-alive), each forwarded to moto on a fresh connection.
+/// Serves one request per connection (answers go back with moto's `Connection: close`), forwarded on a fresh one.
 fn relay(
     client: TcpStream,
     upstream: &str,
@@ -348,58 +399,55 @@ fn relay(
     client.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
-    for _ in 0..100_000 {
-        let mut head = Vec::new();
-        let mut length = 0usize;
-        let mut request_line = String::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            if request_line.is_empty() {
-                request_line = line.trim_end().to_owned();
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if lower.starts_with("connection:") {
-                continue;
-            }
-            if line == "\r\n" {
-                head.extend_from_slice(b"Connection: close\r\n\r\n");
-                break;
-            }
-            head.extend_from_slice(line.as_bytes());
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        let mut parts = request_line.split(' ');
-        let request = Request {
-            method: parts.next().unwrap_or_default().to_owned(),
-            target: parts.next().unwrap_or_default().to_owned(),
-            body: body.clone(),
-        };
-        log.lock().unwrap().push(request.clone());
-        if freeze_blocks && request.is_put_block() {
-            held.fetch_add(1, Ordering::SeqCst);
-            let until = Instant::now() + Duration::from_secs(120);
-            while !stop.load(Ordering::SeqCst) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    let mut request_line = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
             return Ok(());
         }
-        let mut up = TcpStream::connect(upstream)?;
-        up.set_read_timeout(Some(Duration::from_secs(60)))?;
-        up.write_all(&head)?;
-        up.write_all(&body)?;
-        let mut response = Vec::new();
-        up.read_to_end(&mut response)?;
-        // moto closes; the answer goes back as is and the client's connection closes too.
-        client.write_all(&response)?;
+        if request_line.is_empty() {
+            request_line = line.trim_end().to_owned();
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("connection:") {
+            continue;
+        }
+        if line == "\r\n" {
+            head.extend_from_slice(b"Connection: close\r\n\r\n");
+            break;
+        }
+        head.extend_from_slice(line.as_bytes());
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let mut parts = request_line.split(' ');
+    let request = Request {
+        method: parts.next().unwrap_or_default().to_owned(),
+        target: parts.next().unwrap_or_default().to_owned(),
+        body: body.clone(),
+    };
+    log.lock().unwrap().push(request.clone());
+    if freeze_blocks && request.is_put_block() {
+        held.fetch_add(1, Ordering::SeqCst);
+        let until = Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         return Ok(());
     }
+    let mut up = TcpStream::connect(upstream)?;
+    up.set_read_timeout(Some(Duration::from_secs(60)))?;
+    up.write_all(&head)?;
+    up.write_all(&body)?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response)?;
+    // moto closes; the answer goes back as is and the client's connection closes too.
+    client.write_all(&response)?;
     Ok(())
 }
 
@@ -446,7 +494,16 @@ fn flake_nix(marker: &str) -> String {
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
-        .args(["-c", "user.name=bake", "-c", "user.email=bake@example.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=bake",
+            "-c",
+            "user.email=bake@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_AUTHOR_DATE", NOW)
@@ -455,7 +512,11 @@ fn git(dir: &Path, args: &[&str]) {
         .env("HOME", dir)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 struct Fixture {
@@ -538,7 +599,8 @@ fleet "web" image="web" instance-type="m7i.large" {{
     }
 
     fn lock(&self) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(self.path("spec.lock.json")).unwrap()).unwrap()
+        serde_json::from_str(&std::fs::read_to_string(self.path("spec.lock.json")).unwrap())
+            .unwrap()
     }
 }
 
@@ -547,16 +609,27 @@ fn stderr(out: &Output) -> String {
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn nix_nar_hash(path: &str) -> String {
     let out = Command::new("nix")
-        .args(["--extra-experimental-features", "nix-command flakes", "path-info", "--json", path])
+        .args([
+            "--extra-experimental-features",
+            "nix-command flakes",
+            "path-info",
+            "--json",
+            path,
+        ])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let entry = v.as_array().map(|a| a[0].clone()).unwrap_or_else(|| v[path].clone());
+    let entry = v
+        .as_array()
+        .map(|a| a[0].clone())
+        .unwrap_or_else(|| v[path].clone());
     entry["narHash"].as_str().unwrap().to_owned()
 }
 
@@ -566,38 +639,71 @@ fn bake_image_builds_registers_records_and_a_second_run_does_nothing() {
     let proxy = Proxy::start(&url, false);
     let out = f.bake(Some(&proxy.url), &["image", "spec.kdl"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("uploaded 3 of 5 blocks"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("uploaded 3 of 5 blocks"),
+        "{}",
+        stderr(&out)
+    );
 
     // The lock: flake revision, store path and its NAR hash as nix reports them, snapshot, AMI per region.
     let lock = f.lock();
     let e = &lock["nixos"]["web"];
     assert_eq!(e["rev"], f.head());
     let store_path = e["store-path"].as_str().unwrap().to_owned();
-    assert!(Path::new(&store_path).join("nix-support/image-info.json").is_file(), "{store_path}");
+    assert!(
+        Path::new(&store_path)
+            .join("nix-support/image-info.json")
+            .is_file(),
+        "{store_path}"
+    );
     assert_eq!(e["nar-hash"].as_str().unwrap(), nix_nar_hash(&store_path));
     assert_eq!(e["architecture"], "x86_64");
     let ami = e["amis"]["us-east-1"].as_str().unwrap().to_owned();
     let copy = e["amis"]["eu-west-1"].as_str().unwrap().to_owned();
     let snapshot = e["snapshot"].as_str().unwrap().to_owned();
-    assert!(ami.starts_with("ami-") && copy.starts_with("ami-") && snapshot.starts_with("snap-"), "{e}");
+    assert!(
+        ami.starts_with("ami-") && copy.starts_with("ami-") && snapshot.starts_with("snap-"),
+        "{e}"
+    );
     assert_ne!(ami, copy);
 
     // What bake asked for, as sent (moto drops most of RegisterImage).
     let start: Vec<serde_json::Value> = proxy
         .requests()
         .iter()
-        .filter(|r| r.method == "POST" && r.target.starts_with("/snapshots") && !r.target.contains("/completion"))
+        .filter(|r| {
+            r.method == "POST"
+                && r.target.starts_with("/snapshots")
+                && !r.target.contains("/completion")
+        })
         .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect();
     assert_eq!(start.len(), 1, "{start:?}");
     assert_eq!(start[0]["Encrypted"], true);
     assert_eq!(start[0]["KmsKeyArn"], KMS);
     assert_eq!(start[0]["VolumeSize"], 1);
-    assert!(start[0]["ClientToken"].as_str().is_some_and(|t| t.starts_with("bake-")), "{}", start[0]);
-    let puts: Vec<Request> = proxy.requests().into_iter().filter(Request::is_put_block).collect();
-    let mut indices: Vec<String> = puts.iter().map(|r| r.target.rsplit('/').next().unwrap().to_owned()).collect();
+    assert!(
+        start[0]["ClientToken"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("bake-")),
+        "{}",
+        start[0]
+    );
+    let puts: Vec<Request> = proxy
+        .requests()
+        .into_iter()
+        .filter(Request::is_put_block)
+        .collect();
+    let mut indices: Vec<String> = puts
+        .iter()
+        .map(|r| r.target.rsplit('/').next().unwrap().to_owned())
+        .collect();
     indices.sort();
-    assert_eq!(indices, ["0", "3", "4"], "the zero blocks 1 and 2 are skipped");
+    assert_eq!(
+        indices,
+        ["0", "3", "4"],
+        "the zero blocks 1 and 2 are skipped"
+    );
     let register = proxy.ec2("RegisterImage");
     assert_eq!(register.len(), 1);
     let r = &register[0];
@@ -619,8 +725,15 @@ fn bake_image_builds_registers_records_and_a_second_run_does_nothing() {
     }
     let name = field(r, "Name").unwrap().to_owned();
     assert_eq!(name, e["ami-name"].as_str().unwrap());
-    let hash = store_path.trim_start_matches("/nix/store/").split('-').next().unwrap();
-    assert!(name.contains(hash), "the AMI name follows the store path: {name}");
+    let hash = store_path
+        .trim_start_matches("/nix/store/")
+        .split('-')
+        .next()
+        .unwrap();
+    assert!(
+        name.contains(hash),
+        "the AMI name follows the store path: {name}"
+    );
     let copies = proxy.ec2("CopyImage");
     assert_eq!(copies.len(), 1);
     assert_eq!(field(&copies[0], "SourceImageId"), Some(ami.as_str()));
@@ -631,19 +744,44 @@ fn bake_image_builds_registers_records_and_a_second_run_does_nothing() {
     let out = f.bake(None, &["compile", "spec.kdl", "-o", "out"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let template: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(f.path("out/template.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(f.path("out/template.json")).unwrap())
+            .unwrap();
     let resources = template["Resources"].as_object().unwrap();
-    assert!(resources.values().all(|r| !r["Type"].as_str().unwrap().starts_with("AWS::ImageBuilder::")));
-    assert_eq!(resources["FleetWebLaunchTemplate"]["Properties"]["LaunchTemplateData"]["ImageId"], ami);
+    assert!(resources.values().all(|r| {
+        !r["Type"]
+            .as_str()
+            .unwrap()
+            .starts_with("AWS::ImageBuilder::")
+    }));
+    assert_eq!(
+        resources["FleetWebLaunchTemplate"]["Properties"]["LaunchTemplateData"]["ImageId"],
+        ami
+    );
+
+    // `bake lock` leaves the NixOS entries alone (only `bake image` writes them).
+    let before = std::fs::read_to_string(f.path("spec.lock.json")).unwrap();
+    let out = f.bake(None, &["lock", "spec.kdl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(f.path("spec.lock.json")).unwrap(),
+        before
+    );
 
     // A second run: the flake did not move, so nothing is built, uploaded or registered.
-    let before = std::fs::read_to_string(f.path("spec.lock.json")).unwrap();
     let second = Proxy::start(&url, false);
     let out = f.bake(Some(&second.url), &["image", "spec.kdl"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
-    assert!(second.requests().is_empty(), "{:?}", second.requests());
-    assert_eq!(std::fs::read_to_string(f.path("spec.lock.json")).unwrap(), before);
+    let actions: Vec<Option<String>> = second.requests().iter().map(Request::action).collect();
+    assert_eq!(
+        actions,
+        [Some("DescribeImages".to_owned())],
+        "only a look that the AMI is still there"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.path("spec.lock.json")).unwrap(),
+        before
+    );
     let rt = runtime();
     let ec2 = rt.block_on(async { aws_sdk_ec2::Client::new(&sdk_config(&url, "us-east-1").await) });
     assert_eq!(rt.block_on(snapshots_of(&ec2, &f.stack)).len(), 1);
@@ -652,17 +790,31 @@ fn bake_image_builds_registers_records_and_a_second_run_does_nothing() {
     let third = Proxy::start(&url, false);
     let out = f.bake(Some(&third.url), &["image", "spec.kdl", "--rebuild"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("already registered"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already registered"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!third.requests().iter().any(Request::is_put_block));
     assert!(third.ec2("RegisterImage").is_empty() && third.ec2("CopyImage").is_empty());
-    assert_eq!(rt.block_on(images_of(&url, "us-east-1", &f.stack)), [ami.clone()]);
+    assert_eq!(
+        rt.block_on(images_of(&url, "us-east-1", &f.stack)),
+        std::slice::from_ref(&ami)
+    );
 
     // The flake moves: --dry-run says so and builds nothing; the run makes a new snapshot and AMI.
     f.commit("marker-000000002");
     let out = f.bake(Some(&third.url), &["image", "spec.kdl", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("would build: the flake moved"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(f.path("spec.lock.json")).unwrap(), before);
+    assert!(
+        stderr(&out).contains("would build: the flake moved"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.path("spec.lock.json")).unwrap(),
+        before
+    );
     let out = f.bake(Some(&url), &["image", "spec.kdl"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lock = f.lock();
@@ -670,6 +822,26 @@ fn bake_image_builds_registers_records_and_a_second_run_does_nothing() {
     assert_ne!(lock["nixos"]["web"]["amis"]["us-east-1"], ami.as_str());
     assert_eq!(rt.block_on(snapshots_of(&ec2, &f.stack)).len(), 2);
     assert_eq!(rt.block_on(images_of(&url, "eu-west-1", &f.stack)).len(), 2);
+
+    // Someone deregisters the AMI the lock names: the next run sees it and registers it again.
+    let gone = lock["nixos"]["web"]["amis"]["us-east-1"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    rt.block_on(ec2.deregister_image().image_id(&gone).send())
+        .unwrap();
+    let out = f.bake(Some(&url), &["image", "spec.kdl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("the lock's AMI {gone} is no longer registered")),
+        "{}",
+        stderr(&out)
+    );
+    let again = f.lock()["nixos"]["web"]["amis"]["us-east-1"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(again.starts_with("ami-") && again != gone);
 }
 
 fn a_vhd_image_is_refused_with_a_diagnostic() {
@@ -690,17 +862,32 @@ fn a_server_that_stops_answering_fails_in_time_and_leaves_no_snapshot() {
     let out = f.bake(Some(&proxy.url), &["image", "spec.kdl", "--timeout", "3"]);
     let took = started.elapsed();
     let err = stderr(&out);
+    eprintln!("after {took:?}:\n{err}");
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(proxy.held.load(Ordering::SeqCst) > 0, "a block upload was held");
+    assert!(
+        proxy.held.load(Ordering::SeqCst) > 0,
+        "a block upload was held"
+    );
     assert!(err.contains("PutSnapshotBlock"), "{err}");
-    assert!(err.contains("did not answer within 3 s") || err.contains("timed out") || err.contains("within 3"), "{err}");
-    assert!(err.contains("bake deleted the unfinished snapshot snap-"), "{err}");
+    assert!(
+        err.contains("did not answer within 3 s")
+            || err.contains("timed out")
+            || err.contains("within 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bake deleted the unfinished snapshot snap-"),
+        "{err}"
+    );
     // The build took some of the time; the upload gave up after its 3 s timeout, not after the proxy's 120 s.
     assert!(took < Duration::from_secs(60), "{took:?}");
     assert!(!f.path("spec.lock.json").exists());
     let rt = runtime();
     let ec2 = rt.block_on(async { aws_sdk_ec2::Client::new(&sdk_config(&url, "us-east-1").await) });
-    assert!(rt.block_on(snapshots_of(&ec2, &f.stack)).is_empty(), "no snapshot is left behind");
+    assert!(
+        rt.block_on(snapshots_of(&ec2, &f.stack)).is_empty(),
+        "no snapshot is left behind"
+    );
     assert!(proxy.ec2("RegisterImage").is_empty());
     drop(proxy);
 }

@@ -138,10 +138,7 @@ fn kms_key_arn(s: &str) -> Result<(), String> {
     }
     match resource.strip_prefix("key/") {
         Some(id)
-            if !id.is_empty()
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
         {
             Ok(())
         }
@@ -180,11 +177,19 @@ pub(super) fn fleet_readiness(fleet: &Item, image: &ImagePlan, diags: &mut Diags
         diags.push(
             Diag::error(
                 Code::NixosReadyUnit,
-                format!("fleet `{}` runs a NixOS image and needs a `ready-unit`", fleet.arg_str(0).map(|n| n.value).unwrap_or_default()),
+                format!(
+                    "fleet `{}` runs a NixOS image and needs a `ready-unit`",
+                    fleet.arg_str(0).map(|n| n.value).unwrap_or_default()
+                ),
             )
-            .label(rollout.name_span, "its instances wait for `system-manager.target`, which NixOS does not have")
+            .label(
+                rollout.name_span,
+                "its instances wait for `system-manager.target`, which NixOS does not have",
+            )
             .label(image.name.span, "a NixOS image")
-            .help("add `ready-unit=\"multi-user.target\"` (or the unit of your service) to `rollout`"),
+            .help(
+                "add `ready-unit=\"multi-user.target\"` (or the unit of your service) to `rollout`",
+            ),
         );
     }
 }
@@ -239,9 +244,15 @@ mod tests {
 
     #[test]
     fn kms_key_must_be_an_arn_and_needs_encryption() {
-        let (_, diags) = check(&format!("{NIXOS} kms-key=\"arn:aws:kms:us-east-1:111122223333:key/k\""));
+        let (_, diags) = check(&format!(
+            "{NIXOS} kms-key=\"arn:aws:kms:us-east-1:111122223333:key/k\""
+        ));
         assert_eq!(diags[0].code, Code::KmsKey);
-        assert!(diags[0].message.contains("encrypted"), "{}", diags[0].message);
+        assert!(
+            diags[0].message.contains("encrypted"),
+            "{}",
+            diags[0].message
+        );
         let (_, diags) = check(&format!("{NIXOS} encrypted=#true kms-key=\"alias/ebs\""));
         assert_eq!(diags[0].code, Code::KmsKey);
         let (plan, diags) = check(&format!("{NIXOS} encrypted=#true"));

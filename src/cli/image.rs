@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Format, checked_spec, default_lock_path, eprint_error, exit, lock_now, read_lock, report};
+use super::{
+    Format, checked_spec, default_lock_path, eprint_error, exit, lock_now, read_lock, report,
+};
 use crate::diag::render::Style;
 use crate::source::{SourceFile, display_path};
 
@@ -50,7 +52,11 @@ pub(super) fn image_command(args: &ImageArgs, style: Style) -> u8 {
         if !nixos.contains(&name.as_str()) {
             eprint_error(&format!(
                 "{spec_name} has no NixOS image `{name}`; its NixOS images: {}",
-                if nixos.is_empty() { "(none)".to_owned() } else { nixos.join(", ") }
+                if nixos.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    nixos.join(", ")
+                }
             ));
             return exit::USAGE;
         }
@@ -59,7 +65,10 @@ pub(super) fn image_command(args: &ImageArgs, style: Style) -> u8 {
         eprintln!("{spec_name}: no NixOS images; nothing to build");
         return exit::OK;
     }
-    let lock_path = args.lock.clone().unwrap_or_else(|| default_lock_path(&args.spec));
+    let lock_path = args
+        .lock
+        .clone()
+        .unwrap_or_else(|| default_lock_path(&args.spec));
     let lock_name = display_path(&lock_path);
     let old = match read_lock(&lock_path, Format::Human, style) {
         Ok(l) => l,
@@ -80,7 +89,11 @@ pub(super) fn image_command(args: &ImageArgs, style: Style) -> u8 {
         only: args.images.clone(),
         dry_run: args.dry_run,
         rebuild: args.rebuild,
-        spec_dir: args.spec.parent().map(Path::to_path_buf).unwrap_or_default(),
+        spec_dir: args
+            .spec
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
         now,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -102,7 +115,9 @@ pub(super) fn image_command(args: &ImageArgs, style: Style) -> u8 {
     });
     let outcome = match outcome {
         None => {
-            eprint_error(&format!("interrupted; {lock_name} not written (a snapshot started by this run fails by itself after 60 minutes)"));
+            eprint_error(&format!(
+                "interrupted; {lock_name} not written (a snapshot started by this run fails by itself after 60 minutes)"
+            ));
             return exit::INTERRUPTED;
         }
         Some(Ok(o)) => o,
@@ -126,7 +141,12 @@ pub(super) fn image_command(args: &ImageArgs, style: Style) -> u8 {
     write_lock(&lock_path, &old, &outcome.lock, &file)
 }
 
-fn write_lock(path: &Path, old: &crate::lock::Lock, new: &crate::lock::Lock, _file: &SourceFile) -> u8 {
+fn write_lock(
+    path: &Path,
+    old: &crate::lock::Lock,
+    new: &crate::lock::Lock,
+    _file: &SourceFile,
+) -> u8 {
     let name = display_path(path);
     if old == new {
         eprintln!("{name}: up to date");

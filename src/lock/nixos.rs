@@ -91,10 +91,7 @@ pub fn regions(plan: &Plan, n: &NixosPlan) -> Vec<String> {
 /// Why an entry does not serve the spec, in words that fit after "the lock's AMI for image `x` ".
 pub fn stale_reason(plan: &Plan, entry: &NixosLock, n: &NixosPlan) -> Option<String> {
     if !flake_matches(entry, n) {
-        return Some(format!(
-            "was built from {}#{}",
-            entry.url, entry.output
-        ));
+        return Some(format!("was built from {}#{}", entry.url, entry.output));
     }
     if entry.settings != registration_key(n) {
         return Some("was registered with other volume, encryption or TPM settings".into());
@@ -231,7 +228,10 @@ mod tests {
     fn codes(spec: &str, lock: &Lock) -> Vec<Code> {
         let (plan, diags) = crate::check_source(&SourceFile::new("nixos.kdl", spec.to_owned()));
         let plan = plan.unwrap_or_else(|| panic!("{diags:?}"));
-        verify(&plan, lock, "nixos.kdl").iter().map(|d| d.code).collect()
+        verify(&plan, lock, "nixos.kdl")
+            .iter()
+            .map(|d| d.code)
+            .collect()
     }
 
     #[test]
@@ -242,11 +242,18 @@ mod tests {
         // Another output, another region, other registration settings: each needs `bake image`.
         for (from, to) in [
             ("images.amazon\"", "images.other\""),
-            ("copy-to \"eu-west-1\"", "copy-to \"eu-west-1\" \"us-west-2\""),
+            (
+                "copy-to \"eu-west-1\"",
+                "copy-to \"eu-west-1\" \"us-west-2\"",
+            ),
             ("tpm=#true", "tpm=#false"),
         ] {
             assert!(SPEC.contains(from), "{from}");
-            assert_eq!(codes(&SPEC.replace(from, to), &lock), [Code::LockStale], "{to}");
+            assert_eq!(
+                codes(&SPEC.replace(from, to), &lock),
+                [Code::LockStale],
+                "{to}"
+            );
         }
         // The image is x86_64 (image-info.json's system): a Graviton fleet cannot run it.
         assert_eq!(
@@ -255,7 +262,10 @@ mod tests {
         );
         // A hand-edited AMI id is refused, not emitted.
         let bad = LOCK.replace("ami-0a7c3e5f9b1d2e4f6", "ami-nope");
-        assert_eq!(codes(SPEC, &Lock::from_json(&bad).unwrap()), [Code::LockStale]);
+        assert_eq!(
+            codes(SPEC, &Lock::from_json(&bad).unwrap()),
+            [Code::LockStale]
+        );
     }
 
     #[test]

@@ -272,15 +272,24 @@ mod tests {
 
     #[test]
     fn only_raw_uefi_images_for_ec2_systems_pass() {
-        assert_eq!(check_image(&info("raw", "uefi", "x86_64-linux")), Ok(Arch::X86_64));
-        assert_eq!(check_image(&info("raw", "uefi", "aarch64-linux")), Ok(Arch::Arm64));
+        assert_eq!(
+            check_image(&info("raw", "uefi", "x86_64-linux")),
+            Ok(Arch::X86_64)
+        );
+        assert_eq!(
+            check_image(&info("raw", "uefi", "aarch64-linux")),
+            Ok(Arch::Arm64)
+        );
         for (format, boot, system) in [
             ("vpc", "uefi", "x86_64-linux"),
             ("qcow2", "uefi", "x86_64-linux"),
             ("raw", "legacy-bios", "x86_64-linux"),
             ("raw", "uefi", "riscv64-linux"),
         ] {
-            assert!(check_image(&info(format, boot, system)).is_err(), "{format} {boot} {system}");
+            assert!(
+                check_image(&info(format, boot, system)).is_err(),
+                "{format} {boot} {system}"
+            );
         }
         match check_image(&info("vpc", "uefi", "x86_64-linux")) {
             Err(BuildError::NotRaw(m)) => assert!(m.contains("`vpc`"), "{m}"),
@@ -303,8 +312,14 @@ mod tests {
 
     #[test]
     fn flake_refs_pin_the_ref_or_use_the_checkout() {
-        assert_eq!(flake_ref("git+https://h/r.git", Some("main"), None), "git+https://h/r.git?ref=main");
+        assert_eq!(
+            flake_ref("git+https://h/r.git", Some("main"), None),
+            "git+https://h/r.git?ref=main"
+        );
         assert_eq!(flake_ref("github:o/r", Some("v1"), None), "github:o/r/v1");
-        assert_eq!(flake_ref("github:o/r", None, Some(Path::new("/src/r"))), "/src/r");
+        assert_eq!(
+            flake_ref("github:o/r", None, Some(Path::new("/src/r"))),
+            "/src/r"
+        );
     }
 }

@@ -64,7 +64,12 @@ pub struct Outcome {
 }
 
 /// Whether an image needs building: `None` when the lock is up to date with the flake's revision.
-pub fn rebuild_reason(plan: &Plan, n: &NixosPlan, old: Option<&NixosLock>, rev: &str) -> Option<String> {
+pub fn rebuild_reason(
+    plan: &Plan,
+    n: &NixosPlan,
+    old: Option<&NixosLock>,
+    rev: &str,
+) -> Option<String> {
     let Some(e) = old else {
         return Some("not built yet".to_owned());
     };
@@ -105,7 +110,13 @@ fn run_token(parts: &[&str]) -> String {
         h.update([0]);
     }
     let d = h.finalize();
-    format!("bake-{}", d[..16].iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "bake-{}",
+        d[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 struct Clients {
@@ -161,21 +172,45 @@ pub async fn run(plan: &Plan, old: &Lock, opts: &Options) -> Result<Outcome, Fai
             }
             None => None,
         };
-        let flake = build::flake_ref(&n.flake.url, n.flake.git_ref.as_deref(), checkout.as_deref());
+        let flake = build::flake_ref(
+            &n.flake.url,
+            n.flake.git_ref.as_deref(),
+            checkout.as_deref(),
+        );
         let rev = build::flake_rev(&flake, opts.build_timeout)
             .await
             .map_err(|e| build_failure(e, n))?;
         let old_entry = old.nixos.get(name);
-        let reason = match (rebuild_reason(plan, n, old_entry, &rev), opts.rebuild) {
-            (Some(r), _) => r,
-            (None, true) => "--rebuild".to_owned(),
-            (None, false) => {
-                lines.push(format!(
-                    "image {name}: up to date ({})",
-                    entries::status_line(old, name)
+        let mut reason = match (rebuild_reason(plan, n, old_entry, &rev), opts.rebuild) {
+            (Some(r), _) => Some(r),
+            (None, true) => Some("--rebuild".to_owned()),
+            (None, false) => None,
+        };
+        if let (None, Some(e)) = (&reason, old_entry) {
+            // The lock says up to date: the AMI must still be there (someone may have deregistered it).
+            let c = match home.take() {
+                Some(c) => c,
+                None => clients(&plan.stack.region, opts).await,
+            };
+            let found = register::find(&c.ec2, &c.ec2_endpoint, &e.ami_name)
+                .await
+                .map_err(Failure::World)?;
+            let locked = e.amis.get(&plan.stack.region);
+            if found.as_ref() != locked {
+                reason = Some(format!(
+                    "the lock's AMI {} is no longer registered in {}",
+                    locked.map_or("(none)", String::as_str),
+                    plan.stack.region
                 ));
-                continue;
             }
+            home = Some(c);
+        }
+        let Some(reason) = reason else {
+            lines.push(format!(
+                "image {name}: up to date ({})",
+                entries::status_line(old, name)
+            ));
+            continue;
         };
         if opts.dry_run {
             lines.push(format!("image {name}: would build: {reason}"));
@@ -206,7 +241,10 @@ pub async fn run(plan: &Plan, old: &Lock, opts: &Options) -> Result<Outcome, Fai
         };
         let tags = vec![
             ("Name".to_owned(), format!("{}-{name}", plan.stack.name)),
-            ("bake:lineage".to_owned(), format!("{}/{name}", plan.stack.name)),
+            (
+                "bake:lineage".to_owned(),
+                format!("{}/{name}", plan.stack.name),
+            ),
             ("bake:store-path".to_owned(), built.store_path.clone()),
             ("bake:flake-rev".to_owned(), rev.clone()),
         ];
@@ -234,7 +272,11 @@ pub async fn run(plan: &Plan, old: &Lock, opts: &Options) -> Result<Outcome, Fai
                     encrypted: n.encrypted,
                     kms_key: n.kms_key.clone(),
                     parallelism: usize::try_from(n.parallelism).unwrap_or(1),
-                    client_token: run_token(&[&ami_name, &opts.now, &std::process::id().to_string()]),
+                    client_token: run_token(&[
+                        &ami_name,
+                        &opts.now,
+                        &std::process::id().to_string(),
+                    ]),
                     snapshot_timeout_minutes: 60,
                 };
                 let up = match upload::upload(&c.ebs, &c.ebs_endpoint, &req).await {
@@ -250,7 +292,10 @@ pub async fn run(plan: &Plan, old: &Lock, opts: &Options) -> Result<Outcome, Fai
                 lines.push(upload_line(name, &up));
                 let registration = register::Registration {
                     name: ami_name.clone(),
-                    description: format!("NixOS image {name} of bake stack {}, {}", plan.stack.name, built.store_path),
+                    description: format!(
+                        "NixOS image {name} of bake stack {}, {}",
+                        plan.stack.name, built.store_path
+                    ),
                     arch: built.arch,
                     snapshot: up.snapshot.clone(),
                     volume_gib: i32::try_from(volume_gib).unwrap_or(i32::MAX),
@@ -323,23 +368,24 @@ pub async fn run(plan: &Plan, old: &Lock, opts: &Options) -> Result<Outcome, Fai
                 .chain(old_entry.iter().flat_map(|e| e.amis.values()))
                 .cloned()
                 .collect();
-            let removed = retention::prune(
-                &c,
-                plan,
-                image,
-                n.keep_amis,
-                &keep_ids,
-            )
-            .await
-            .map_err(Failure::World)?;
+            let removed = retention::prune(&c, plan, image, n.keep_amis, &keep_ids)
+                .await
+                .map_err(Failure::World)?;
             for (ami, snaps) in removed {
                 lines.push(format!(
                     "image {name}: deregistered old AMI {ami} and deleted {}",
-                    if snaps.is_empty() { "no snapshot".to_owned() } else { snaps.join(", ") }
+                    if snaps.is_empty() {
+                        "no snapshot".to_owned()
+                    } else {
+                        snaps.join(", ")
+                    }
                 ));
             }
         }
-        lines.push(format!("image {name}: {} in {} ({reason})", ami, plan.stack.region));
+        lines.push(format!(
+            "image {name}: {} in {} ({reason})",
+            ami, plan.stack.region
+        ));
         lock.nixos.insert(name.clone(), entry);
         home = Some(c);
     }
@@ -364,7 +410,11 @@ fn upload_line(name: &str, up: &upload::Uploaded) -> String {
         up.written,
         up.blocks,
         up.snapshot,
-        if up.blocks == 0 { 0.0 } else { 100.0 * skipped as f64 / up.blocks as f64 },
+        if up.blocks == 0 {
+            0.0
+        } else {
+            100.0 * skipped as f64 / up.blocks as f64
+        },
         (up.blocks * upload::BLOCK) as f64 / 1_048_576.0 / secs
     )
 }

@@ -65,12 +65,21 @@ pub async fn find(ec2: &Client, endpoint: &Endpoint, name: &str) -> Result<Optio
         .images()
         .iter()
         .filter(|i| i.name() == Some(name))
-        .filter(|i| !matches!(i.state().map(|s| s.as_str()), Some("failed" | "deregistered")))
+        .filter(|i| {
+            !matches!(
+                i.state().map(|s| s.as_str()),
+                Some("failed" | "deregistered")
+            )
+        })
         .find_map(|i| i.image_id().map(str::to_owned)))
 }
 
 /// Registers the snapshot as an AMI.
-pub async fn register(ec2: &Client, endpoint: &Endpoint, r: &Registration) -> Result<String, String> {
+pub async fn register(
+    ec2: &Client,
+    endpoint: &Endpoint,
+    r: &Registration,
+) -> Result<String, String> {
     let mut call = ec2
         .register_image()
         .name(&r.name)
@@ -137,7 +146,11 @@ pub async fn copy(
 }
 
 /// Deletes a snapshot that did not become an AMI.
-pub async fn delete_snapshot(ec2: &Client, endpoint: &Endpoint, snapshot: &str) -> Result<(), String> {
+pub async fn delete_snapshot(
+    ec2: &Client,
+    endpoint: &Endpoint,
+    snapshot: &str,
+) -> Result<(), String> {
     ec2.delete_snapshot()
         .snapshot_id(snapshot)
         .send()
@@ -165,7 +178,12 @@ pub async fn lineage_images(
     let out = ec2
         .describe_images()
         .owners("self")
-        .filters(Filter::builder().name("tag:bake:lineage").values(lineage).build())
+        .filters(
+            Filter::builder()
+                .name("tag:bake:lineage")
+                .values(lineage)
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| failure("DescribeImages", &e, endpoint))?;

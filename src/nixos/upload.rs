@@ -66,7 +66,11 @@ pub fn min_volume_gib(size: u64) -> u64 {
     size.div_ceil(GIB).max(1)
 }
 
-fn sentence<E>(call: &str, e: &aws_sdk_ebs::error::SdkError<E, aws_sdk_ebs::config::http::HttpResponse>, endpoint: &Endpoint) -> (String, String)
+fn sentence<E>(
+    call: &str,
+    e: &aws_sdk_ebs::error::SdkError<E, aws_sdk_ebs::config::http::HttpResponse>,
+    endpoint: &Endpoint,
+) -> (String, String)
 where
     E: aws_sdk_ebs::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -100,7 +104,13 @@ pub async fn upload(
     })?;
     let size = file
         .metadata()
-        .map_err(|e| fail(format!("cannot read the image {}: {e}", req.file.display()), String::new(), None))?
+        .map_err(|e| {
+            fail(
+                format!("cannot read the image {}: {e}", req.file.display()),
+                String::new(),
+                None,
+            )
+        })?
         .len();
     let mut start = ebs
         .start_snapshot()
@@ -124,7 +134,10 @@ pub async fn upload(
         let (s, d) = sentence("EBS StartSnapshot", &e, endpoint);
         fail(s, d, None)
     })?;
-    let snapshot = started_snapshot.snapshot_id().unwrap_or_default().to_owned();
+    let snapshot = started_snapshot
+        .snapshot_id()
+        .unwrap_or_default()
+        .to_owned();
     if snapshot.is_empty() {
         return Err(fail(
             "EBS StartSnapshot answered without a snapshot id".into(),
@@ -135,7 +148,15 @@ pub async fn upload(
     // The EBS direct APIs' block is 512 KiB, always (EBS user guide, "EBS direct APIs"); the answer's
     // `BlockSize` is not read: moto 5.2.5 answers 512 there, and a smaller block would only multiply the calls.
     let blocks = size.div_ceil(BLOCK);
-    let outcome = put_blocks(ebs, endpoint, &snapshot, Arc::new(file), size, req.parallelism).await;
+    let outcome = put_blocks(
+        ebs,
+        endpoint,
+        &snapshot,
+        Arc::new(file),
+        size,
+        req.parallelism,
+    )
+    .await;
     let digests = match outcome {
         Ok(d) => d,
         Err((s, d)) => return Err(fail(s, d, Some(snapshot))),
@@ -216,7 +237,12 @@ async fn put_blocks(
                 let data = tokio::task::spawn_blocking(move || read_block(&f, size, index))
                     .await
                     .map_err(|e| (format!("reading the image failed: {e}"), String::new()))?
-                    .map_err(|e| (format!("cannot read the image at block {index}: {e}"), String::new()))?;
+                    .map_err(|e| {
+                        (
+                            format!("cannot read the image at block {index}: {e}"),
+                            String::new(),
+                        )
+                    })?;
                 let Some(data) = data else { continue };
                 let digest: [u8; 32] = Sha256::digest(&data).into();
                 let put = ebs

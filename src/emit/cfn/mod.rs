@@ -99,7 +99,14 @@ pub(crate) fn template_with_nixos(
         plan.images.iter().zip(resolved).zip(scripts).enumerate()
     {
         if let (ImageSource::Nixos(_), Some(Some(entry))) = (&image.source, nixos.get(i)) {
-            nixos_image(plan, image, entry, &mut resources, &mut outputs, &mut metadata_images);
+            nixos_image(
+                plan,
+                image,
+                entry,
+                &mut resources,
+                &mut outputs,
+                &mut metadata_images,
+            );
             continue;
         }
         match (&image.source, resolved, scripts) {

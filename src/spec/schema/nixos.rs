@@ -76,4 +76,3 @@ pub(super) const COPY_TO: Node = Node {
         "copy-to \"eu-west-1\" \"us-west-2\"",
     )
 };
-
