@@ -46,6 +46,11 @@ fn main() {
         &[Peer::Moto, Peer::Nix],
         a_server_that_stops_answering_fails_in_time_and_leaves_no_snapshot,
     );
+    suite.test(
+        "old_nixos_amis_go_beyond_keep_but_never_one_in_use",
+        &[Peer::Moto, Peer::Nix],
+        old_nixos_amis_go_beyond_keep_but_never_one_in_use,
+    );
     suite.run()
 }
 
@@ -527,6 +532,11 @@ struct Fixture {
 impl Fixture {
     /// `infra/` (a git flake) and `spec.kdl` with one NixOS image of `output`, copied to eu-west-1.
     fn new(output: &str, marker: &str) -> Fixture {
+        Fixture::with(output, marker, "")
+    }
+
+    /// As `new`, with more lines in the image node.
+    fn with(output: &str, marker: &str, extra: &str) -> Fixture {
         let f = Fixture {
             dir: tempfile::tempdir().unwrap(),
             stack: unique("nx"),
@@ -541,6 +551,7 @@ impl Fixture {
 image "web" {{
     nixos "git+https://github.com/acme/infra.git" ref="main" output="{output}" checkout="infra" encrypted=#true kms-key="{KMS}" tpm=#true upload-parallelism=4
     copy-to "eu-west-1"
+    {extra}
 }}
 
 fleet "web" image="web" instance-type="m7i.large" {{
@@ -890,4 +901,77 @@ fn a_server_that_stops_answering_fails_in_time_and_leaves_no_snapshot() {
     );
     assert!(proxy.ec2("RegisterImage").is_empty());
     drop(proxy);
+}
+
+fn old_nixos_amis_go_beyond_keep_but_never_one_in_use() {
+    let url = moto_url();
+    let f = Fixture::with(
+        "images.raw",
+        "marker-0000000r1",
+        "delete-old-amis #true keep=2",
+    );
+    let rt = runtime();
+    let ssm = rt.block_on(async { aws_sdk_ssm::Client::new(&sdk_config(&url, "us-east-1").await) });
+    let mut amis = Vec::new();
+    for (i, marker) in [
+        "marker-0000000r1",
+        "marker-0000000r2",
+        "marker-0000000r3",
+        "marker-0000000r4",
+    ]
+    .iter()
+    .enumerate()
+    {
+        if i > 0 {
+            f.commit(marker);
+            // moto dates AMIs by the second: one second apart, they sort by age.
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        if i == 2 {
+            // The stack's fleets still run the first AMI (the parameter the template writes says so).
+            rt.block_on(
+                ssm.put_parameter()
+                    .name(format!("/bake/{}/web/ami", f.stack))
+                    .value(&amis[0])
+                    .r#type(aws_sdk_ssm::types::ParameterType::String)
+                    .overwrite(true)
+                    .send(),
+            )
+            .unwrap();
+        }
+        if i == 3 {
+            rt.block_on(
+                ssm.delete_parameter()
+                    .name(format!("/bake/{}/web/ami", f.stack))
+                    .send(),
+            )
+            .unwrap();
+        }
+        let out = f.bake(Some(&url), &["image", "spec.kdl"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let ami = f.lock()["nixos"]["web"]["amis"]["us-east-1"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        amis.push(ami);
+        let mut now = rt.block_on(images_of(&url, "us-east-1", &f.stack));
+        now.sort();
+        let mut want: Vec<String> = match i {
+            // Up to two: nothing goes. The third: the first is what the fleets run, the second the lock's.
+            0..=2 => amis.clone(),
+            // The fourth: the first two go; the third stays as the lock's previous entry.
+            _ => vec![amis[2].clone(), amis[3].clone()],
+        };
+        want.sort();
+        assert_eq!(now, want, "after run {}: {}", i + 1, stderr(&out));
+        if i == 3 {
+            for gone in &amis[..2] {
+                assert!(
+                    stderr(&out).contains(&format!("deregistered old AMI {gone}")),
+                    "{}",
+                    stderr(&out)
+                );
+            }
+        }
+    }
 }

@@ -169,19 +169,22 @@ pub struct Owned {
     pub keep: bool,
 }
 
-/// bake's AMIs of one lineage (`tag:bake:lineage`), with their snapshots and creation dates.
+/// bake's AMIs of one lineage, with their snapshots and creation dates: the AMIs of ours whose name starts with
+/// `bake/<stack>/<image>/` (the names `lock::nixos::ami_name` gives). By name, not by tag: a tag can be missing
+/// (and moto 5.2.5 keeps no RegisterImage tags).
 pub async fn lineage_images(
     ec2: &Client,
     endpoint: &Endpoint,
     lineage: &str,
 ) -> Result<Vec<Owned>, String> {
+    let prefix = format!("bake/{lineage}/");
     let out = ec2
         .describe_images()
         .owners("self")
         .filters(
             Filter::builder()
-                .name("tag:bake:lineage")
-                .values(lineage)
+                .name("name")
+                .values(format!("{prefix}*"))
                 .build(),
         )
         .send()
@@ -190,11 +193,7 @@ pub async fn lineage_images(
     Ok(out
         .images()
         .iter()
-        .filter(|i| {
-            i.tags()
-                .iter()
-                .any(|t| t.key() == Some("bake:lineage") && t.value() == Some(lineage))
-        })
+        .filter(|i| i.name().is_some_and(|n| n.starts_with(&prefix)))
         .filter_map(|i| {
             Some(Owned {
                 ami: i.image_id()?.to_owned(),

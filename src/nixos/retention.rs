@@ -1,5 +1,5 @@
-//! `delete-old-amis` for NixOS images: bake deregisters its own AMIs of the image's lineage (`bake:lineage`
-//! `<stack>/<image>`) beyond the newest `keep`, and deletes their snapshots — never one the lock records (old or
+//! `delete-old-amis` for NixOS images: bake deregisters its own AMIs of the image's lineage (named
+//! `bake/<stack>/<image>/…`) beyond the newest `keep`, and deletes their snapshots — never one the lock records (old or
 //! new entry), the one the stack's fleets run now (the SSM parameter `/bake/<stack>/<image>/ami` the template
 //! writes), or one tagged `bake:keep=true`. The same rule as the Image Builder lifecycle policy of built images.
 
