@@ -28,12 +28,12 @@ printf 'bake:     %5d MiB in %6.2f s = %8.1f MiB/s of image; %d of %d blocks wri
   "$size" "$secs" "$mibs" "$written" "$blocks" "$skipped"
 if command -v coldsnap >/dev/null; then
   start=$(date +%s.%N)
-  if timeout 600 coldsnap --endpoint "$URL" --region "$AWS_REGION" upload --no-progress --omit-zero-blocks \
+  if timeout "${COLDSNAP_TIMEOUT:-600}" coldsnap --endpoint "$URL" --region "$AWS_REGION" upload --no-progress --omit-zero-blocks \
        --workers "$PAR" "$img" >"$work/coldsnap.out" 2>"$work/coldsnap.err"; then
     end=$(date +%s.%N)
     awk -v s="$start" -v e="$end" -v m="$size" 'BEGIN { printf "coldsnap: %5d MiB in %6.2f s = %8.1f MiB/s of image (snapshot %s)\n", m, e-s, m/(e-s), "'"$(cat "$work/coldsnap.out")"'" }'
   else
-    echo "coldsnap: failed or took over 600 s: $(tail -c 300 "$work/coldsnap.err")"
+    echo "coldsnap: failed or took over ${COLDSNAP_TIMEOUT:-600} s: $(tail -c 300 "$work/coldsnap.err")"
   fi
 else
   echo "coldsnap: not on PATH (cargo install coldsnap); not compared"
