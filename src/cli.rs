@@ -15,6 +15,7 @@ use crate::source::{SourceFile, display_path};
 mod build;
 mod deploy;
 mod promote;
+mod image;
 
 /// Exit codes live in `crate::exit`, beside nothing that runs: every module may name them.
 pub use crate::exit;
@@ -84,6 +85,9 @@ enum Command {
     Lock(LockArgs),
     /// Build, sign and push the images' prebuilt closures to their binary caches and record them in the lock.
     Build(build::BuildArgs),
+    /// Build the spec's NixOS images with nix, upload them into EBS snapshots, register the AMIs and record them in
+    /// the lock; images whose flake did not move are left alone.
+    Image(image::ImageArgs),
     /// Rewrite spec files in the canonical layout, keeping comments; files that do not parse are left alone.
     Fmt(FmtArgs),
     /// Run the language server (LSP over stdin/stdout) for editors: diagnostics, completion, hover, formatting.
@@ -149,6 +153,7 @@ pub fn main() -> ExitCode {
         } => compile(&spec, &out, lock.as_deref(), env.as_deref(), format, style),
         Command::Lock(args) => lock_command(&args, style),
         Command::Build(args) => build::build(&args, style),
+        Command::Image(args) => image::image_command(&args, style),
         Command::Fmt(args) => fmt_command(&args, style),
         Command::Lsp { stdio: _ } => lsp_command(),
         Command::Explain { code } => explain(code.as_deref()),

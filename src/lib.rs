@@ -23,6 +23,7 @@ pub mod fmt;
 pub mod fsio;
 pub mod lock;
 pub mod lsp;
+pub mod nixos;
 pub mod pipeline;
 pub mod promote;
 pub mod source;

@@ -145,7 +145,12 @@ fn cfn_lint_catches_a_broken_template() {
     // The check above can fail: a template with a known error is reported.
     let dir = tempfile::tempdir().unwrap();
     let outs = write_artifacts(dir.path());
-    let path = outs[0].0.join("template.json");
+    // The first example with an Image Builder recipe (a NixOS example has none).
+    let path = outs
+        .iter()
+        .map(|(out, _)| out.join("template.json"))
+        .find(|p| std::fs::read_to_string(p).unwrap().contains("\"Linux\""))
+        .unwrap();
     let text = std::fs::read_to_string(&path)
         .unwrap()
         .replace("\"Linux\"", "\"Linux2\"");

@@ -60,6 +60,9 @@ pub(super) fn fleet_plan(
     {
         arch::check_arch(t, arch, img.name.span, "the fleet's instance", diags);
     }
+    if let Some(Some(img)) = image.and_then(|i| images.get(i)).map(|(_, p)| p.as_ref()) {
+        super::nixos::fleet_readiness(item, img, diags);
+    }
 
     let size = item.child("size");
     let (min, max, desired) = size.map_or((None, None, None), |s| {

@@ -136,7 +136,14 @@ pub(super) fn image_plan(
     name: Option<Spanned<String>>,
     diags: &mut Diags,
 ) -> Option<ImagePlan> {
-    let base = item.child("base")?;
+    if item.child("nixos").is_some() {
+        return super::nixos::image_plan(item, name, diags);
+    }
+    super::nixos::copy_to_needs_nixos(item, diags);
+    let Some(base) = item.child("base") else {
+        diags.push(super::nixos::missing_base(item));
+        return None;
+    };
     let ssm = base.str("ssm");
     let ami = base.str("ami");
     let arch_prop = base.str("arch");
@@ -293,15 +300,25 @@ pub(super) fn warn_unused_images(tree: &Tree, images: &[NamedImage], diags: &mut
     if tree.all("fleet").next().is_none() {
         return;
     }
-    for (name, _) in images {
+    for (name, plan) in images {
         let Some(name) = name else { continue };
         if !used.contains(&name.value) {
+            let nixos = plan
+                .as_ref()
+                .is_some_and(|p| matches!(p.source, ImageSource::Nixos(_)));
             diags.push(
                 Diag::warning(
                     Code::UnusedImage,
                     format!("no fleet uses image `{}`", name.value),
                 )
-                .label(name.span, "built on every deploy, but nothing runs it")
+                .label(
+                    name.span,
+                    if nixos {
+                        "built and registered by `bake image`, but nothing runs it"
+                    } else {
+                        "built on every deploy, but nothing runs it"
+                    },
+                )
                 .help("remove the image, or point a fleet's `image=` at it"),
             );
         }

@@ -14,6 +14,7 @@ mod fleet;
 mod fleets;
 pub mod image;
 mod names;
+mod nixos;
 pub mod plan;
 mod retention;
 pub mod rollback;

@@ -73,6 +73,26 @@ pub enum ImageSource {
     Pinned { ami: String },
     /// Built by Image Builder.
     Built(Box<BuildPlan>),
+    /// A NixOS disk image that `bake image` builds with Nix and registers; the AMI comes from the lock.
+    Nixos(Box<NixosPlan>),
+}
+
+/// A NixOS image (`image > nixos`): what `bake image` builds, uploads and registers (src/nixos/).
+#[derive(Debug, Clone)]
+pub struct NixosPlan {
+    /// The flake and its output that builds the raw disk image; `span` is the `nixos` node.
+    pub flake: FlakePlan,
+    /// The snapshot size in GiB; `None`: the image file's size rounded up.
+    pub volume_gib: Option<u32>,
+    pub encrypted: bool,
+    pub kms_key: Option<String>,
+    pub tpm: bool,
+    /// Blocks uploaded at once.
+    pub parallelism: u32,
+    /// Regions besides the stack's that the AMI is copied to, in spec order, without duplicates.
+    pub copy_to: Vec<String>,
+    pub delete_old_amis: bool,
+    pub keep_amis: u32,
 }
 
 #[derive(Debug, Clone)]

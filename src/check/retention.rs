@@ -52,7 +52,7 @@ image "web" {{
         let (plan, diags) = check(delete);
         match &plan.unwrap_or_else(|| panic!("{diags:?}")).images[0].source {
             ImageSource::Built(b) => (b.delete_old_amis, b.keep_amis),
-            ImageSource::Pinned { .. } => panic!("pinned"),
+            _ => panic!("not built"),
         }
     }
 

@@ -59,6 +59,7 @@ fn image_reasons(old: Option<&Value>, new: Option<&Value>, image: &str) -> Vec<S
         ("base-ami", "base AMI"),
         ("system-manager", "system-manager"),
         ("pinned-ami", "pinned AMI"),
+        ("nixos-ami", "NixOS AMI"),
     ] {
         let (a, b) = (image_meta(old, image, key), image_meta(new, image, key));
         if key == "base-ami"

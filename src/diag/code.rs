@@ -192,6 +192,18 @@ codes! {
         "`images-from` chains that come back to where they started (or an environment that takes its images from itself): some environment must build the images the others promote.";
     EnvNotPromoted => "bake::env::not_promoted",
         "An environment with `images-from` runs the AMIs the lock records for it, and the lock has none for this image (or one promoted from another environment, region or account). Run `bake promote <spec> --from SOURCE --to ENV`: it reads the AMI the source environment runs and records it.";
+    NixosImageBuild => "bake::check::nixos_image_build",
+        "A NixOS image (`nixos`) is built by `bake image` with Nix from its own flake output: it has no `base`, and takes no `nix`, `flake`, `system-manager`, `rpms`, `build` or `image-tests` (those are for Image Builder images on Amazon Linux). Remove them, or remove `nixos`.";
+    CopyToNotNixos => "bake::check::copy_to_not_nixos",
+        "`copy-to` copies a NixOS image's AMI to other regions when `bake image` registers it; other images are not registered by bake. Remove it, or make the image a `nixos` image.";
+    KmsKey => "bake::check::kms_key",
+        "`kms-key` must be a KMS key ARN (`arn:<partition>:kms:<region>:<account>:key/<id>`) in the stack's region, and needs `encrypted=#true`: the EBS direct APIs take the key as an ARN when the snapshot is encrypted.";
+    NixosReadyUnit => "bake::check::nixos_ready_unit",
+        "A fleet of a NixOS image whose instances report readiness (signals, replacing, instance refresh) without a `ready-unit`: the default, `system-manager.target`, belongs to the AL2023 + system-manager path and does not exist on NixOS, so no instance would ever be ready. Name the unit your configuration starts, e.g. `ready-unit=\"multi-user.target\"`.";
+    ImageNotRaw => "bake::image::not_raw",
+        "The NixOS image output is not a raw disk image: its `nix-support/image-info.json` says another format (VHD, qcow2 ...), or the output has no image-info.json. The EBS direct APIs copy the bytes as they are, so any other format gives an AMI that does not boot. Build the raw repart image: `system.build.images.amazon` of NixOS 25.05 or later, or the NixOS/amis `amazon-image.nix` module.";
+    ImageBuild => "bake::image::build",
+        "`nix build` of a NixOS image's output failed, or its output is not what bake reads (an `image-info.json` with `boot_mode`, `format`, `system` and `file`). The message carries nix's stderr or what is missing.";
 }
 
 /// What a name typed after `bake explain` refers to.

@@ -8,6 +8,7 @@
 
 mod cfn;
 mod fetch;
+pub(crate) use cfn::ami_parameter_name;
 pub mod templates;
 
 /// The `Mappings` entry of a stack set's template that holds each region's ids.
@@ -85,7 +86,7 @@ pub fn emit(
             (ImageSource::Built(_), None) => {
                 return Err(bug("images", "a built image reached emit unresolved"));
             }
-            (ImageSource::Pinned { .. }, _) => None,
+            (ImageSource::Pinned { .. } | ImageSource::Nixos(_), _) => None,
         };
         if let Some(s) = &s {
             let name = &image.name.value;
@@ -102,7 +103,18 @@ pub fn emit(
         }
         user_data.push(ud);
     }
-    let template = cfn::template(plan, resolved, &scripts, &user_data);
+    let mut nixos = Vec::new();
+    for image in &plan.images {
+        let entry = match &image.source {
+            ImageSource::Nixos(_) => match lock.nixos.get(&image.name.value) {
+                Some(e) if e.amis.contains_key(&plan.stack.region) => Some(e),
+                _ => return Err(bug("images", "a NixOS image reached emit without an AMI")),
+            },
+            _ => None,
+        };
+        nixos.push(entry);
+    }
+    let template = cfn::template_with_nixos(plan, resolved, &scripts, &user_data, &nixos);
     files.insert(0, ("template.json".to_owned(), pretty(&template)));
     files.push(("lock.json".to_owned(), used_lock(plan, lock).to_json()));
     Ok(Artifacts { files })
@@ -128,6 +140,11 @@ fn used_lock(plan: &Plan, lock: &Lock) -> Lock {
                 .or_default()
                 .images
                 .insert(image.name.value.clone(), entry.clone());
+        }
+        if let Some(entry) = lock.nixos.get(&image.name.value)
+            && matches!(image.source, ImageSource::Nixos(_))
+        {
+            used.nixos.insert(image.name.value.clone(), entry.clone());
         }
     }
     used

@@ -122,7 +122,8 @@ pub fn apply(
         let Some(entry) = entry else { continue };
         let arch = image.arch.or(match &image.source {
             ImageSource::Built(b) => Some(b.arch),
-            ImageSource::Pinned { .. } => None,
+            // A NixOS image's architecture is the lock's (`lock::nixos`), not the plan's.
+            ImageSource::Pinned { .. } | ImageSource::Nixos(_) => None,
         });
         image.arch = arch;
         image.source = ImageSource::Pinned {

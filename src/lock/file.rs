@@ -25,6 +25,9 @@ pub struct Lock {
     /// Per environment: the AMIs `bake promote` moved into it (`lock::environments`). Absent without promotions.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environments: BTreeMap<String, super::environments::EnvironmentLock>,
+    /// NixOS images by name, as `bake image` built and registered them (src/lock/nixos.rs). Absent when empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nixos: BTreeMap<String, super::nixos::NixosLock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +162,7 @@ impl Lock {
             version: FORMAT_VERSION,
             images: BTreeMap::new(),
             environments: BTreeMap::new(),
+            nixos: BTreeMap::new(),
         }
     }
 

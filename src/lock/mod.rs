@@ -16,6 +16,7 @@ pub mod update;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod live;
 pub mod nix;
+pub mod nixos;
 pub mod report;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod resolve;
@@ -403,6 +404,7 @@ fn verify_with(
             closure,
         }));
     }
+    diags.extend(nixos::verify(plan, lock, spec_path));
     if diags.has_errors() {
         let mut d = diags.into_vec();
         crate::diag::sort(&mut d);

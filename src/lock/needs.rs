@@ -35,6 +35,11 @@ impl Selection {
                             "image `{name}` is pinned to an AMI id; it has no lock entry to update"
                         ));
                     }
+                    Some(image) if matches!(image.source, ImageSource::Nixos(_)) => {
+                        return Err(format!(
+                            "image `{name}` is a NixOS image; `bake image` builds and records it, not `bake lock`"
+                        ));
+                    }
                     Some(_) => {
                         sel.images.insert(name.to_owned());
                     }
@@ -102,7 +107,7 @@ pub(super) fn built(plan: &Plan) -> impl Iterator<Item = (usize, &str, &BuildPla
         .enumerate()
         .filter_map(|(i, image)| match &image.source {
             ImageSource::Built(b) => Some((i, image.name.value.as_str(), &**b)),
-            ImageSource::Pinned { .. } => None,
+            ImageSource::Pinned { .. } | ImageSource::Nixos(_) => None,
         })
 }
 

@@ -240,6 +240,14 @@ pub fn status(
                 let _ = writeln!(out, "image {name}: pinned to {ami} (no entry needed)");
                 continue;
             }
+            ImageSource::Nixos(_) => {
+                let _ = writeln!(
+                    out,
+                    "image {name}: {}",
+                    crate::lock::nixos::status_line(lock, name)
+                );
+                continue;
+            }
             ImageSource::Built(b) => b,
         };
         let Some(entry) = lock.images.get(name) else {

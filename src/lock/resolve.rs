@@ -668,7 +668,7 @@ fn failed(old: &Lock, mut diags: Vec<Diag>, failure: Failure) -> Outcome {
 fn build_of(plan: &Plan, i: usize) -> Option<&BuildPlan> {
     match &plan.images.get(i)?.source {
         ImageSource::Built(b) => Some(b),
-        ImageSource::Pinned { .. } => None,
+        ImageSource::Pinned { .. } | ImageSource::Nixos(_) => None,
     }
 }
 

@@ -32,6 +32,8 @@ pub(super) fn assemble(
     let mut lock = Lock::new();
     // Promotions are `bake promote`'s; `bake lock` keeps them as they are.
     lock.environments = old_lock.environments.clone();
+    // `bake image` owns the NixOS entries: `bake lock` keeps those the spec still has.
+    lock.nixos = super::nixos::kept(plan, old_lock);
     let mut changes = Vec::new();
     for (i, name, build) in built(plan) {
         let old = old_lock.images.get(name);

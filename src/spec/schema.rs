@@ -6,6 +6,8 @@
 use super::grammar::Grammar;
 
 pub mod stackset;
+/// The `nixos` image kind's nodes (`image > nixos`, `image > copy-to`).
+mod nixos;
 
 /// The type of an argument or property value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,10 +377,9 @@ const IMAGE: Node = Node {
                     "With `ssm`: how old the locked base AMI may get before `bake lock --status` warns (90 days is AWS's usual deprecation horizon for AL2023 AMIs).",
                 ),
             ],
-            required: true,
             ..node(
                 "base",
-                "Where the image starts: an SSM parameter (built by Image Builder) or a pinned AMI id (used as is). Exactly one of `ssm` and `ami`.",
+                "Where the image starts: an SSM parameter (built by Image Builder) or a pinned AMI id (used as is). Exactly one of `ssm` and `ami`. Required unless the image is a `nixos` image.",
                 "base ssm=\"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.12-x86_64\"",
             )
         },
@@ -560,12 +561,14 @@ const IMAGE: Node = Node {
             )
         },
         FETCH,
+        nixos::NIXOS,
+        nixos::COPY_TO,
     ],
     required: true,
     repeatable: true,
     ..node(
         "image",
-        "An AMI: built by Image Builder from an AL2023 base, Nix and a flake, or pinned to an existing AMI id.",
+        "An AMI: built by Image Builder from an AL2023 base, Nix and a flake, pinned to an existing AMI id, or a NixOS disk image that `bake image` builds with Nix and registers (`nixos`).",
         "image \"web\" { base ssm=\"...\"; nix version=\"3.1.1\"; flake \"git+https://...\" output=\"systemConfigs.web\" }",
     )
 };

@@ -12,6 +12,7 @@ pub(super) fn fleet_resources(
     fleet: &FleetPlan,
     user_data: Option<&str>,
     cache_objects: &[String],
+    nixos_ami: Option<&str>,
     resources: &mut Map<String, Value>,
 ) {
     let tags = &plan.stack.tags;
@@ -71,6 +72,8 @@ pub(super) fn fleet_resources(
     let image_ref = match &image.source {
         ImageSource::Built(_) => json!({"Fn::GetAtt": [image_id(image, ""), "ImageId"]}),
         ImageSource::Pinned { ami } => super::stackset::ami(plan, image, ami),
+        // `emit` checked that the lock has it (`lock::nixos::verify` ran before).
+        ImageSource::Nixos(_) => json!(nixos_ami.unwrap_or_default()),
     };
     let volume_tags = merge_tags(tags, &[("bake:fleet".into(), fleet.name.value.clone())]);
     let mut data = obj(json!({

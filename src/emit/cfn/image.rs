@@ -243,3 +243,29 @@ pub(super) fn built_image(
     );
     resources.insert(image_id(image, ""), Value::Object(image_resource));
 }
+
+/// A NixOS image: no Image Builder resources. `bake image` registered its AMI; the lock records it, and the
+/// template uses it like a pinned AMI (output, metadata, the AMI record its fleets' rollbacks read).
+pub(super) fn nixos_image(
+    plan: &Plan,
+    image: &ImagePlan,
+    entry: &crate::lock::nixos::NixosLock,
+    resources: &mut Map<String, Value>,
+    outputs: &mut Map<String, Value>,
+    metadata_images: &mut Map<String, Value>,
+) {
+    let ami = entry
+        .amis
+        .get(&plan.stack.region)
+        .cloned()
+        .unwrap_or_default();
+    outputs.insert(
+        image_id(image, "AmiId"),
+        json!({"Description": format!("The NixOS AMI of image {}, registered by bake image", image.name.value), "Value": ami}),
+    );
+    metadata_images.insert(
+        image.name.value.clone(),
+        json!({"nixos-ami": ami, "flake-rev": entry.rev, "store-path": entry.store_path}),
+    );
+    ami_record(plan, image, json!(ami), resources, outputs);
+}

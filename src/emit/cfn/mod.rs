@@ -19,9 +19,10 @@ use super::ImageScripts;
 use crate::check::pascal;
 use crate::check::plan::{FleetPlan, ImagePlan, ImageSource, Plan};
 use crate::lock::Resolved;
+use crate::lock::nixos::NixosLock;
 use common::obj;
 use fleet::fleet_resources;
-use image::{ami_record, built_image};
+use image::{ami_record, built_image, nixos_image};
 
 pub(crate) fn image_id(image: &ImagePlan, suffix: &str) -> String {
     format!("Image{}{suffix}", pascal(&image.name.value))
@@ -77,16 +78,41 @@ pub(crate) fn fleet_group_name_sub(fleet: &FleetPlan) -> String {
     format!("${{AWS::StackName}}-{}", fleet.name.value)
 }
 
+#[cfg(test)]
 pub(crate) fn template(
     plan: &Plan,
     resolved: &[Option<Resolved>],
     scripts: &[Option<ImageScripts>],
     user_data: &[Option<String>],
 ) -> Value {
+    template_with_nixos(plan, resolved, scripts, user_data, &[])
+}
+
+/// The template; `nixos` holds, per plan image, the lock entry of a NixOS image (whose AMI its fleets run).
+pub(crate) fn template_with_nixos(
+    plan: &Plan,
+    resolved: &[Option<Resolved>],
+    scripts: &[Option<ImageScripts>],
+    user_data: &[Option<String>],
+    nixos: &[Option<&NixosLock>],
+) -> Value {
     let mut resources = Map::new();
     let mut outputs = Map::new();
     let mut metadata_images = Map::new();
-    for ((image, resolved), scripts) in plan.images.iter().zip(resolved).zip(scripts) {
+    for (i, ((image, resolved), scripts)) in
+        plan.images.iter().zip(resolved).zip(scripts).enumerate()
+    {
+        if let (ImageSource::Nixos(_), Some(Some(entry))) = (&image.source, nixos.get(i)) {
+            nixos_image(
+                plan,
+                image,
+                entry,
+                &mut resources,
+                &mut outputs,
+                &mut metadata_images,
+            );
+            continue;
+        }
         match (&image.source, resolved, scripts) {
             (ImageSource::Built(build), Some(r), Some(s)) => {
                 built_image(plan, image, build, r, s, &mut resources);
@@ -134,11 +160,16 @@ pub(crate) fn template(
             .and_then(Option::as_ref)
             .and_then(|r| r.closure.as_ref())
             .map_or(&[][..], |c| c.read_objects.as_slice());
+        let nixos_ami = nixos
+            .get(fleet.image)
+            .and_then(|e| e.and_then(|e| e.amis.get(&plan.stack.region)))
+            .map(String::as_str);
         fleet_resources(
             plan,
             fleet,
             user_data.as_deref(),
             cache_objects,
+            nixos_ami,
             &mut resources,
         );
         outputs.insert(
