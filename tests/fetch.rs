@@ -177,11 +177,14 @@ image "api" {{
 fn lock(credentials: Value) -> String {
     let rev = "5f0c6e0d2a8b4c1e9f3a7d6b2c8e4f1a0b9d3c7e";
     let mut lock = serde_json::json!({
-        "version": 2,
+        "version": 3,
         "images": {"api": {
             "base": {
                 "parameter": PARAM, "region": REGION, "ami": "ami-0ac48d91c7d16772c",
-                "parameter-version": 146, "parameter-modified": "2026-09-30T23:28:25.726Z", "resolved-at": NOW
+                "parameter-version": 146, "parameter-modified": "2026-09-30T23:28:25.726Z",
+                "ami-name": "al2023-ami-2023.12.20260930.0-kernel-6.12-x86_64", "release": "2023.12.20260930",
+                "kernel": "6.12", "architecture": "x86_64", "ami-owner": "137112412989",
+                "ami-created": "2026-09-30T20:00:00Z", "resolved-at": NOW
             },
             "flake": {
                 "url": "git+https://git.acme.internal/platform/infra.git", "ref": "main", "rev": rev,

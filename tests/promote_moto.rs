@@ -143,7 +143,7 @@ environment "dr" {{
 /// A lock with an entry `bake promote --to prod` must leave alone: qa's.
 fn write_lock(dir: &Path) -> serde_json::Value {
     let lock = serde_json::json!({
-        "version": 2,
+        "version": 3,
         "images": {},
         "environments": {"qa": {"images": {"web": {
             "ami": "ami-0123456789abcdef0", "from": "staging", "source-ami": "ami-0123456789abcdef0",
