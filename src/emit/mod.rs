@@ -72,6 +72,17 @@ pub fn emit(
     resolved: &[Option<Resolved>],
     lock: &Lock,
 ) -> Result<Artifacts, EmitError> {
+    // The instance-refresh template is compiled here, on this thread, while `prepare`'s thread may still be
+    // compiling the others: a compile without such a fleet never compiles it.
+    let refresh = if plan
+        .fleets
+        .iter()
+        .any(|f| matches!(f.rollout, Rollout::InstanceRefresh { .. }))
+    {
+        Some(templates::refresh().map_err(|e| bug("templates", e))?)
+    } else {
+        None
+    };
     let hb = templates::shared().map_err(|e| bug("templates", e))?;
     let mut files = Vec::new();
     let mut scripts = Vec::new();
@@ -92,7 +103,7 @@ pub fn emit(
     }
     let mut user_data = Vec::new();
     for fleet in &plan.fleets {
-        let ud = fleet_user_data(hb, fleet)?;
+        let ud = fleet_user_data(hb, refresh, fleet)?;
         if let Some(text) = &ud {
             files.push((format!("{}.user-data.sh", fleet.name.value), text.clone()));
         }
@@ -312,11 +323,17 @@ struct RefreshUserDataContext<'a> {
 /// `Fn::Sub`.
 fn fleet_user_data(
     hb: &handlebars::Handlebars<'_>,
+    refresh: Option<&handlebars::Handlebars<'_>>,
     fleet: &FleetPlan,
 ) -> Result<Option<String>, EmitError> {
     let text = match &fleet.rollout {
         Rollout::InstanceRefresh { ready, .. } => templates::render(
-            hb,
+            refresh.ok_or_else(|| {
+                bug(
+                    "the user data",
+                    "the instance-refresh templates were not built",
+                )
+            })?,
             templates::REFRESH_USER_DATA,
             &RefreshUserDataContext {
                 ready_unit: &ready.ready_unit,
