@@ -182,6 +182,7 @@ mod tests {
     /// Large texts made of the shipped examples and the error fixtures: the two-thread parse gives exactly the
     /// full parse's nodes and spans, and never a document for a text that does not parse.
     #[test]
+    #[allow(clippy::disallowed_methods)] // the test reads its fixtures; the module does not
     fn two_threads_give_the_full_parse() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut texts = Vec::new();
