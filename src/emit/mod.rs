@@ -77,27 +77,30 @@ pub fn emit(
     resolved: &[Option<Resolved>],
     lock: &Lock,
 ) -> Result<Artifacts, EmitError> {
+    // The instance-refresh template is compiled here, on this thread, while `prepare`'s thread may still be
+    // compiling the others: a compile without such a fleet never compiles it.
+    let refresh = if plan
+        .fleets
+        .iter()
+        .any(|f| matches!(f.rollout, Rollout::InstanceRefresh { .. }))
+    {
+        Some(templates::refresh().map_err(|e| bug("templates", e))?)
+    } else {
+        None
+    };
     let hb = templates::shared().map_err(|e| bug("templates", e))?;
+    let scripts = all_image_scripts(hb, plan, resolved)?;
     let mut files = Vec::new();
-    let mut scripts = Vec::new();
-    for (image, resolved) in plan.images.iter().zip(resolved) {
-        let s = match (&image.source, resolved) {
-            (ImageSource::Built(_), Some(r)) => Some(image_scripts(hb, plan, image, r)?),
-            (ImageSource::Built(_), None) => {
-                return Err(bug("images", "a built image reached emit unresolved"));
-            }
-            (ImageSource::Pinned { .. } | ImageSource::Nixos(_), _) => None,
-        };
-        if let Some(s) = &s {
+    for (image, s) in plan.images.iter().zip(&scripts) {
+        if let Some(s) = s {
             let name = &image.name.value;
             files.push((format!("{name}.bootstrap.sh"), s.bootstrap.clone()));
             files.push((format!("{name}.ssm.json"), s.ssm_json.clone()));
         }
-        scripts.push(s);
     }
     let mut user_data = Vec::new();
     for fleet in &plan.fleets {
-        let ud = fleet_user_data(hb, fleet)?;
+        let ud = fleet_user_data(hb, refresh, fleet)?;
         if let Some(text) = &ud {
             files.push((format!("{}.user-data.sh", fleet.name.value), text.clone()));
         }
@@ -118,6 +121,50 @@ pub fn emit(
     files.insert(0, ("template.json".to_owned(), pretty(&template)));
     files.push(("lock.json".to_owned(), used_lock(plan, lock).to_json()));
     Ok(Artifacts { files })
+}
+
+/// From this many images on, their scripts are rendered on two threads (half the images each, results in image
+/// order, so the artifacts and the first error are the ones one thread gives).
+const PARALLEL_IMAGES: usize = 8;
+
+/// Each image's scripts and documents (`None` for a pinned image), in the plan's order.
+fn all_image_scripts(
+    hb: &handlebars::Handlebars<'_>,
+    plan: &Plan,
+    resolved: &[Option<Resolved>],
+) -> Result<Vec<Option<ImageScripts>>, EmitError> {
+    let one = |(image, resolved): (&ImagePlan, &Option<Resolved>)| match (&image.source, resolved) {
+        (ImageSource::Built(_), Some(r)) => image_scripts(hb, plan, image, r).map(Some),
+        (ImageSource::Built(_), None) => {
+            Err(bug("images", "a built image reached emit unresolved"))
+        }
+        (ImageSource::Pinned { .. } | ImageSource::Nixos(_), _) => Ok(None),
+    };
+    let pairs: Vec<_> = plan.images.iter().zip(resolved).collect();
+    if pairs.len() < PARALLEL_IMAGES {
+        return pairs.into_iter().map(one).collect();
+    }
+    let (first, second) = pairs.split_at(pairs.len() / 2);
+    std::thread::scope(|s| {
+        let later = s.spawn(|| {
+            second
+                .iter()
+                .copied()
+                .map(one)
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let mut out = first
+            .iter()
+            .copied()
+            .map(one)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.extend(
+            later
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+        );
+        Ok(out)
+    })
 }
 
 /// The part of the lock this compile used, so the output directory records exactly what it was built from.
@@ -372,11 +419,17 @@ struct RefreshUserDataContext<'a> {
 /// `Fn::Sub`.
 fn fleet_user_data(
     hb: &handlebars::Handlebars<'_>,
+    refresh: Option<&handlebars::Handlebars<'_>>,
     fleet: &FleetPlan,
 ) -> Result<Option<String>, EmitError> {
     let text = match &fleet.rollout {
         Rollout::InstanceRefresh { ready, .. } => templates::render(
-            hb,
+            refresh.ok_or_else(|| {
+                bug(
+                    "the user data",
+                    "the instance-refresh templates were not built",
+                )
+            })?,
             templates::REFRESH_USER_DATA,
             &RefreshUserDataContext {
                 ready_unit: &ready.ready_unit,

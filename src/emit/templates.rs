@@ -50,12 +50,27 @@ const SOURCES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The registry `emit` renders with, built once per process. Compiling the templates is most of what emit costs
-/// for a small spec (handlebars parses them with pest), so `bake compile` starts it with [`prepare`] on another
-/// thread while it reads and checks the spec.
+/// The registry `emit` renders with, built once per process: every template but the instance-refresh user data
+/// (see [`refresh`]). Compiling the templates is most of what emit costs for a small spec (handlebars parses them
+/// with pest, whose line/column lookup is quadratic in a template's length), so `bake compile` starts it with
+/// [`prepare`] on another thread while it reads and checks the spec.
 pub fn shared() -> Result<&'static Handlebars<'static>, String> {
     static SHARED: OnceLock<Result<Handlebars<'static>, String>> = OnceLock::new();
-    SHARED.get_or_init(registry).as_ref().map_err(Clone::clone)
+    SHARED
+        .get_or_init(|| with_templates(|name| name != REFRESH_USER_DATA))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The registry of the instance-refresh user data (and the `readiness` partial it includes), built once per
+/// process and only by a compile that has such a fleet: most specs have none, and it is a quarter of the
+/// templates' text.
+pub fn refresh() -> Result<&'static Handlebars<'static>, String> {
+    static REFRESH: OnceLock<Result<Handlebars<'static>, String>> = OnceLock::new();
+    REFRESH
+        .get_or_init(|| with_templates(|name| name == REFRESH_USER_DATA || name == READINESS))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Starts building [`shared`] on another thread; whoever calls `shared` first after this waits for it.
@@ -63,14 +78,19 @@ pub fn prepare() {
     std::thread::spawn(|| shared().map(drop));
 }
 
-/// Builds a registry. Fails only if a shipped template does not compile, which the tests catch.
+/// Builds a registry of every template. Fails only if a shipped template does not compile, which the tests catch.
 pub fn registry() -> Result<Handlebars<'static>, String> {
+    with_templates(|_| true)
+}
+
+/// A registry of the shipped templates `keep` selects, with bake's settings and helpers.
+fn with_templates(keep: impl Fn(&str) -> bool) -> Result<Handlebars<'static>, String> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
     hb.register_helper("shell", Box::new(ShellQuote));
     hb.register_helper("json", Box::new(Json));
-    for (name, source) in SOURCES {
+    for (name, source) in SOURCES.iter().filter(|(name, _)| keep(name)) {
         hb.register_template_string(name, *source)
             .map_err(|e| format!("template {name}: {e}"))?;
     }

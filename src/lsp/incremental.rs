@@ -17,10 +17,11 @@
 
 use std::collections::HashMap;
 
-use kdl::{KdlDocument, KdlEntry, KdlIdentifier, KdlNode};
+use kdl::KdlDocument;
 
 use crate::source::span;
-use crate::spec::lex::{self, Kind};
+use crate::spec::pieces::shifted;
+pub use crate::spec::pieces::split;
 use crate::spec::stack;
 
 /// The parsed top-level pieces of the previous version of a document, by their text.
@@ -62,81 +63,6 @@ impl Chunks {
         self.cache = cache;
         doc.set_span(span(0, text.len()));
         ok.then_some(doc)
-    }
-}
-
-/// Byte ranges of the top-level pieces: each ends after a line break outside any `{ }`, string or comment, and not
-/// after a `/-`.
-pub fn split(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0;
-    let scan = lex::scan(text);
-    let mut slashdashes = scan.slashdashes.iter().peekable();
-    // A `/-` not yet followed by a token: it comments out what comes after the line breaks.
-    let mut pending_slashdash = false;
-    for t in scan.tokens {
-        while slashdashes.next_if(|&&sd| sd < t.start).is_some() {
-            pending_slashdash = true;
-        }
-        if t.kind != Kind::End {
-            pending_slashdash = false;
-        }
-        match t.kind {
-            Kind::Open => depth += 1,
-            Kind::Close => depth = depth.saturating_sub(1),
-            Kind::End if depth == 0 && text.as_bytes()[t.start] != b';' && !pending_slashdash => {
-                if t.end - start > 0 {
-                    out.push((start, t.end));
-                }
-                start = t.end;
-            }
-            _ => {}
-        }
-    }
-    if start < text.len() {
-        out.push((start, text.len()));
-    }
-    out
-}
-
-fn shift_id(id: &mut KdlIdentifier, by: usize) {
-    let s = id.span();
-    id.set_span(span(s.offset() + by, s.len()));
-}
-
-fn shift_entry(e: &mut KdlEntry, by: usize) {
-    let s = e.span();
-    e.set_span(span(s.offset() + by, s.len()));
-    if let Some(name) = e.name_mut() {
-        shift_id(name, by);
-    }
-    if let Some(ty) = e.ty_mut() {
-        shift_id(ty, by);
-    }
-}
-
-fn shifted(mut node: KdlNode, by: usize) -> KdlNode {
-    shift_node(&mut node, by);
-    node
-}
-
-fn shift_node(node: &mut KdlNode, by: usize) {
-    let s = node.span();
-    node.set_span(span(s.offset() + by, s.len()));
-    shift_id(node.name_mut(), by);
-    if let Some(ty) = node.ty_mut() {
-        shift_id(ty, by);
-    }
-    for e in node.entries_mut() {
-        shift_entry(e, by);
-    }
-    if let Some(children) = node.children_mut() {
-        let s = children.span();
-        children.set_span(span(s.offset() + by, s.len()));
-        for child in children.nodes_mut() {
-            shift_node(child, by);
-        }
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod fetch_grammar;
 pub mod grammar;
 pub mod lex;
+pub mod pieces;
 pub mod schema;
 mod shape;
 pub mod stack;
@@ -22,7 +23,9 @@ pub use tree::{Item, Tree, Value};
 
 /// Parses a spec. Returns `None` for the tree when the text is not KDL at all (the syntax layer failed).
 pub fn parse(file: &SourceFile) -> (Option<Tree>, Vec<Diag>) {
-    match stack::parse(&file.text) {
+    // A large spec's pieces parse on two threads; anything unusual is parsed whole, for kdl's own report.
+    let parsed = pieces::parse(&file.text).map_or_else(|| stack::parse(&file.text), Ok);
+    match parsed {
         Ok(doc) => {
             let (tree, diags) = shape(&doc);
             (Some(tree), diags)
