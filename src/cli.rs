@@ -14,8 +14,8 @@ use crate::source::{SourceFile, display_path};
 
 mod build;
 mod deploy;
-mod promote;
 mod image;
+mod promote;
 
 /// Exit codes live in `crate::exit`, beside nothing that runs: every module may name them.
 pub use crate::exit;

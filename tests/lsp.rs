@@ -427,7 +427,10 @@ fn completion_offers_what_the_schema_allows_at_the_cursor() {
 
     // Top level.
     let top = c.completion(&u, Position::new(15, 0));
-    assert_eq!(labels(&top), ["stack", "image", "fleet", "environment", "stack-set"]);
+    assert_eq!(
+        labels(&top),
+        ["stack", "image", "fleet", "environment", "stack-set"]
+    );
 
     // Children of a fleet, not of an image.
     let fleet = c.completion(&u, pos(DRAFT, "    \n    rollout", 4));

@@ -227,7 +227,13 @@ impl Resolver for LiveResolver {
             .secret_id(id)
             .send()
             .await
-            .map_err(|e| lookup_error(aws::classify(&e, &self.secrets_endpoint), &self.secrets_endpoint, &["ResourceNotFoundException"]))?;
+            .map_err(|e| {
+                lookup_error(
+                    aws::classify(&e, &self.secrets_endpoint),
+                    &self.secrets_endpoint,
+                    &["ResourceNotFoundException"],
+                )
+            })?;
         Ok(SecretInfo {
             arn: out.arn().unwrap_or_default().to_owned(),
             kms_key: out.kms_key_id().map(str::to_owned),
@@ -249,7 +255,13 @@ impl Resolver for LiveResolver {
             .parameter_filters(filter)
             .send()
             .await
-            .map_err(|e| lookup_error(aws::classify(&e, &self.endpoint), &self.endpoint, &["ParameterNotFound"]))?;
+            .map_err(|e| {
+                lookup_error(
+                    aws::classify(&e, &self.endpoint),
+                    &self.endpoint,
+                    &["ParameterNotFound"],
+                )
+            })?;
         let Some(p) = out.parameters().iter().find(|p| p.name() == Some(name)) else {
             return Err(LookupError::NotFound(format!(
                 "Parameter {name} not found."
@@ -270,7 +282,13 @@ impl Resolver for LiveResolver {
                 .with_decryption(false)
                 .send()
                 .await
-                .map_err(|e| lookup_error(aws::classify(&e, &self.endpoint), &self.endpoint, &["ParameterNotFound"]))?
+                .map_err(|e| {
+                    lookup_error(
+                        aws::classify(&e, &self.endpoint),
+                        &self.endpoint,
+                        &["ParameterNotFound"],
+                    )
+                })?
                 .parameter()
                 .and_then(|p| p.arn())
                 .unwrap_or_default()

@@ -20,8 +20,8 @@ use super::nix::parse_metadata;
 use super::time::parse_rfc3339;
 pub use super::update::{ImageChange, short};
 use super::{
-    BaseLock, FlakeLock, InstallerLock, Lock, SecretLock, ami, installer_lock, lookup_diag, secrets,
-    update,
+    BaseLock, FlakeLock, InstallerLock, Lock, SecretLock, ami, installer_lock, lookup_diag,
+    secrets, update,
 };
 use crate::check::credentials::SecretSource;
 use crate::check::plan::{BuildPlan, ImageSource, Plan};

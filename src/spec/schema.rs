@@ -5,9 +5,9 @@
 
 use super::grammar::Grammar;
 
-pub mod stackset;
 /// The `nixos` image kind's nodes (`image > nixos`, `image > copy-to`).
 mod nixos;
+pub mod stackset;
 
 /// The type of an argument or property value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +223,13 @@ const REFRESH: &[&str] = &["instance-refresh"];
 const READINESS: &[&str] = &["rolling", "replacing", "instance-refresh"];
 
 /// The nodes allowed at the top of a spec.
-pub static ROOT: &[Node] = &[STACK, IMAGE, FLEET, environment::ENVIRONMENT, stackset::STACK_SET];
+pub static ROOT: &[Node] = &[
+    STACK,
+    IMAGE,
+    FLEET,
+    environment::ENVIRONMENT,
+    stackset::STACK_SET,
+];
 
 mod environment;
 
