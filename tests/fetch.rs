@@ -535,7 +535,23 @@ fn run_sandboxed(tag: &str, nix_exit: i32) -> (Dir, Output, Secrets) {
         "sandbox/bin/systemctl",
         "#!/bin/sh\necho \"systemctl $*\" >>\"$SANDBOX/systemctl.log\"\n[ \"$1\" != is-active ]\n",
     );
-    for tool in ["nix", "systemctl"] {
+    // The real AWS CLI, told where moto is: AWS CLI v2 before 2.13 (Debian bookworm ships 2.9.19) ignores
+    // AWS_ENDPOINT_URL and would ask the real AWS. This passes the same URL as `--endpoint-url`, nothing else.
+    let real_aws = std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("aws"))
+                .find(|a| a.is_file())
+        })
+        .expect("the AWS CLI peer was checked");
+    d.write(
+        "sandbox/bin/aws",
+        &format!(
+            "#!/bin/sh\nexec '{}' --endpoint-url \"$AWS_ENDPOINT_URL\" \"$@\"\n",
+            real_aws.display()
+        ),
+    );
+    for tool in ["nix", "systemctl", "aws"] {
         Command::new("chmod")
             .arg("+x")
             .arg(sandbox.join("bin").join(tool))
