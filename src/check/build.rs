@@ -113,6 +113,22 @@ pub(super) fn build_plan(
                 .map_or_else(|| "system-manager".to_owned(), |s| s.value),
         ),
     };
+    let fetch = fetch?;
+    // A prebuilt closure is substituted from the cache: nothing reads the repository, so a secret to read it with
+    // would only be access for nothing (the proxy still serves the cache).
+    if let Some(closure) = &closure
+        && let Some((_, span)) = fetch.sources().first()
+    {
+        diags.push(
+            Diag::error(
+                Code::ClosureCredentials,
+                "an image with a prebuilt `closure` reads no repository, so it needs no `fetch` credentials",
+            )
+            .label(*span, "the build role would read this secret for nothing")
+            .label(closure.span, "the closure comes from the binary cache")
+            .help("remove the `token` and `ssh-key` lines (a `proxy` may stay: the cache is fetched through it)"),
+        );
+    }
     Some(BuildPlan {
         base_parameter,
         base_max_age_days: item
@@ -151,6 +167,6 @@ pub(super) fn build_plan(
             .and_then(|d| d.arg_bool(0))
             .is_some_and(|b| b.value),
         closure,
-        fetch: fetch?,
+        fetch,
     })
 }

@@ -152,6 +152,8 @@ codes! {
         "`bake lock --check` / `bake build --check` found that the binary cache lacks the store path the lock records (no `.narinfo`), so the image build would fail. Run `bake build <spec> <image>` to push it, or check the cache URL and the reader's access.";
     ClosureUnsigned => "bake::lock::closure_unsigned",
         "The binary cache holds the lock's store path (or a path of its closure) without a signature by the spec's `public-key`: the build instance trusts only that key and would refuse it. Run `bake build` with the secret key that belongs to `public-key`; after rotating keys, `bake build` signs again.";
+    ClosureCredentials => "bake::check::closure_credentials",
+        "An image with a prebuilt `closure` also names `fetch` tokens or ssh keys. The build instance substitutes the closure from the binary cache and never reads the flake's repository, so the build role would be allowed to read those secrets for nothing. Remove the `token` and `ssh-key` lines; a `proxy` may stay, since the cache is fetched through it.";
     FetchSource => "bake::check::fetch_source",
         "A `fetch` token names no source or two: give exactly one of `secret=\"<Secrets Manager secret name or ARN>\"` and `parameter=\"/<SSM SecureString parameter>\"`. The spec names where the build instance reads the token, never the token. See docs/private-flakes.md.";
     FetchKnownHost => "bake::check::fetch_known_host",
