@@ -645,7 +645,10 @@ fn complete(
         )
     };
     for image in &cx.images {
-        if cx.pinned(image) && !values.amis.contains_key(&image.name.value) {
+        // The stack's region runs a promoted image's AMI from the lock (`environments::promotion`).
+        let from_lock = !matches!(image.source, ImageSource::Pinned { .. })
+            && cx.stack_region == Some(region.value.as_str());
+        if cx.pinned(image) && !from_lock && !values.amis.contains_key(&image.name.value) {
             missing.push(add(
                 &format!("an AMI id for image `{}`", image.name.value),
                 &format!("image \"{}\" ami=\"ami-…\"", image.name.value),
