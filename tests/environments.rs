@@ -92,8 +92,21 @@ fn a_promoted_environment_runs_the_locks_ami_and_builds_nothing() {
             .any(|t| t.starts_with("AWS::ImageBuilder::")),
         "{prod_types:?}"
     );
+    // Prod runs through its stack set: the stack's region maps the promoted AMI, eu-west-1 its copy there.
     let data = &pt["Resources"]["FleetShopLaunchTemplate"]["Properties"]["LaunchTemplateData"];
-    assert_eq!(data["ImageId"], Value::String(promoted.ami.clone()));
+    assert_eq!(data["ImageId"]["Fn::FindInMap"][2], "ImageShopAmi");
+    let regions = &pt["Mappings"]["BakeRegions"];
+    assert_eq!(
+        regions["us-east-1"]["ImageShopAmi"],
+        Value::String(promoted.ami.clone())
+    );
+    assert_eq!(
+        regions["eu-west-1"]["ImageShopAmi"],
+        "ami-0d4c3b2a1f0e9d8c7"
+    );
+    let set = prod.plan.stack_set.as_ref().unwrap();
+    assert_eq!(set.regions, ["us-east-1", "eu-west-1"]);
+    assert!(staging.plan.stack_set.is_none());
     assert_eq!(data["InstanceType"], "m7i.large");
     assert_eq!(
         st["Resources"]["FleetShopLaunchTemplate"]["Properties"]["LaunchTemplateData"]["InstanceType"],
@@ -278,6 +291,22 @@ fn overrides_are_typed_and_point_at_the_environment() {
             "bake::check::architecture",
             "\"m7g.large\"",
         ),
+        // An environment's stack set is checked there: its type errors, regions and per-region values.
+        (
+            "environment \"qa\" { images-from \"staging\"; stack-set permission-model=\"SELF_MANAGED\" { accounts \"222222222222\"; regions \"us-east-1\"; preferences max-concurrent-count=\"two\" } }",
+            "bake::spec::wrong_type",
+            "\"two\"",
+        ),
+        (
+            "environment \"qa\" { images-from \"staging\"; stack-set permission-model=\"SELF_MANAGED\" { accounts \"222222222222\"; regions \"us-east-1\" \"eu-wst-1\" } }",
+            "bake::stackset::region",
+            "\"eu-wst-1\"",
+        ),
+        (
+            "environment \"qa\" { images-from \"staging\"; stack-set permission-model=\"SELF_MANAGED\" { accounts \"222222222222\"; regions \"us-east-1\" \"eu-west-1\"; region \"eu-west-1\" { subnets \"subnet-0b1c2d3e4f5a60728\" fleet=\"shop\"; security-groups \"sg-0b1c2d3e4f5a60728\" fleet=\"shop\" } } }",
+            "bake::stackset::region_value",
+            "\"eu-west-1\"",
+        ),
         (
             "environment \"qa\" { fleet \"shop\" min=5 max=2 }",
             "bake::check::size_order",
@@ -304,7 +333,22 @@ fn overrides_are_typed_and_point_at_the_environment() {
     let d = problem("environment \"qa\" { region \"us-east-1\" \"eu-west-1\" }");
     assert!(
         d.iter()
-            .any(|d| d.help.as_deref().is_some_and(|h| h.contains("StackSet"))),
+            .any(|d| d.help.as_deref().is_some_and(|h| h.contains("stack-set"))),
+        "{d:?}"
+    );
+    // With a stack set, several accounts are its targets, not a mistake; an environment that builds its images
+    // cannot run them through one.
+    let d = problem(
+        "environment \"qa\" { account \"222222222222\" \"333333333333\"; stack-set permission-model=\"SELF_MANAGED\" { accounts \"222222222222\" \"333333333333\"; regions \"us-east-1\" } }",
+    );
+    assert!(
+        !d.iter()
+            .any(|d| d.code.as_str() == "bake::env::several_targets"),
+        "{d:?}"
+    );
+    assert!(
+        d.iter()
+            .any(|d| d.code.as_str() == "bake::stackset::built_image"),
         "{d:?}"
     );
 }

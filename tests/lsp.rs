@@ -747,3 +747,61 @@ fn environment_overrides_are_checked_as_you_type() {
     assert!(d.diagnostics.is_empty(), "{:?}", d.diagnostics);
     c.shutdown();
 }
+
+/// An environment's `stack-set` is checked in that environment: a type error and a region without its AMI are
+/// reported inside the environment, where they were typed.
+#[test]
+fn an_environments_stack_set_is_checked_at_its_spans() {
+    let c = Client::start();
+    let u = uri("environments.kdl");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/specs/environments.kdl"
+    ))
+    .unwrap();
+    let d = c.open(&u, &text);
+    assert!(d.diagnostics.is_empty(), "{:?}", d.diagnostics);
+    let env_start = text.find("environment \"prod\"").unwrap();
+
+    let typed = text.replace(
+        "failure-tolerance-count=0",
+        "failure-tolerance-count=\"none\"",
+    );
+    assert_ne!(typed, text);
+    let d = c.change(&u, 2, &typed);
+    assert_eq!(d.diagnostics.len(), 1, "{:?}", d.diagnostics);
+    let got = &d.diagnostics[0];
+    assert_eq!(
+        got.code,
+        Some(NumberOrString::String("bake::spec::wrong_type".into()))
+    );
+    assert_eq!(got.range.start, pos(&typed, "\"none\"", 0));
+    assert!(typed.find("\"none\"").unwrap() > env_start);
+
+    let broken = text.replace(
+        "            image \"shop\" ami=\"ami-0d4c3b2a1f0e9d8c7\"\n",
+        "",
+    );
+    assert_ne!(broken, text);
+    let d = c.change(&u, 3, &broken);
+    assert_eq!(d.diagnostics.len(), 1, "{:?}", d.diagnostics);
+    let got = &d.diagnostics[0];
+    assert_eq!(
+        got.code,
+        Some(NumberOrString::String(
+            "bake::stackset::region_value".into()
+        ))
+    );
+    assert!(
+        got.message
+            .contains("region `eu-west-1` needs an AMI id for image `shop`"),
+        "{}",
+        got.message
+    );
+    assert_eq!(got.range.start, pos(&broken, "\"eu-west-1\"\n", 0));
+    assert!(broken.find("\"eu-west-1\"\n").unwrap() > env_start);
+
+    let d = c.change(&u, 4, &text);
+    assert!(d.diagnostics.is_empty(), "{:?}", d.diagnostics);
+    c.shutdown();
+}

@@ -30,6 +30,11 @@ fn main() {
         promote_copies_into_another_region,
     );
     suite.test(
+        "staging_a_plain_stack_prod_a_stack_set_in_two_regions",
+        moto,
+        staging_a_plain_stack_prod_a_stack_set_in_two_regions,
+    );
+    suite.test(
         "promote_before_the_source_deployed_writes_nothing",
         moto,
         promote_before_the_source_deployed_writes_nothing,
@@ -404,4 +409,173 @@ fn promote_before_the_source_deployed_writes_nothing() {
         &["promote", "app.kdl", "--from", "prod", "--to", "staging"],
     );
     expect(&wrong, 2, "builds its own images");
+}
+
+/// An AMI registered in `region` of moto's default account, standing for the promoted AMI's copy there.
+fn register_ami_in(url: &str, region: &str, name: &str) -> String {
+    let body = ec2(
+        url,
+        region,
+        &format!("Action=RegisterImage&Name={name}&Architecture=x86_64&RootDeviceName=/dev/xvda"),
+    );
+    between(&body, "<imageId>", "<")[0].to_owned()
+}
+
+/// A default subnet of `account` in `region` (moto gives each account its own default VPC).
+fn subnet_of(url: &str, account: &str, region: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            &format!(
+                "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/ec2/aws4_request, \
+                 SignedHeaders=host, Signature=0"
+            ),
+            "-H",
+            &format!("x-moto-account-id: {account}"),
+            &format!("{url}/?Action=DescribeSubnets&Version=2016-11-15"),
+        ])
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "DescribeSubnets: {out:?}");
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    between(&body, "<subnetId>", "<")[0].to_owned()
+}
+
+/// The output `key` of the stack set's stack in `account` and `region` (moto names it `StackSet:<set>`).
+fn set_output(url: &str, account: &str, region: &str, set: &str, key: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            &format!(
+                "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/cloudformation/aws4_request, \
+                 SignedHeaders=host, Signature=0"
+            ),
+            "-H",
+            &format!("x-moto-account-id: {account}"),
+            &format!("{url}/?Action=DescribeStacks&StackName=StackSet%3A{set}&Version=2010-05-15"),
+        ])
+        .output()
+        .expect("curl runs");
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    let key = format!("<OutputKey>{key}</OutputKey><OutputValue>");
+    let start = body.find(&key)? + key.len();
+    Some(body[start..start + body[start..].find('<')?].to_owned())
+}
+
+/// Staging is a plain stack in moto's default account; prod (account 222222222222) runs staging's AMI through its
+/// environment's `stack-set` in us-east-1 and eu-west-1: us-east-1 the AMI `bake promote` recorded, eu-west-1 the
+/// AMI its `region` block pins.
+fn staging_a_plain_stack_prod_a_stack_set_in_two_regions() {
+    const PROD: &str = "222222222222";
+    let url = moto_url();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = unique("envset");
+    let ami = register_ami(&url, &stack);
+    let eu_ami = register_ami_in(&url, "eu-west-1", &format!("{stack}-copy"));
+    let subnet = default_subnet(&url, "us-east-1");
+    let prod_subnet = subnet_of(&url, PROD, "us-east-1");
+    let prod_eu_subnet = subnet_of(&url, PROD, "eu-west-1");
+    let spec = format!(
+        r#"stack "{stack}" region="us-east-1" account="123456789012" {{
+    tags team="platform"
+}}
+
+image "web" {{
+    base ami="{ami}" arch="x86_64"
+}}
+
+fleet "web" image="web" instance-type="t3.micro" {{
+    subnets "{subnet}"
+    size min=0 max=2 desired=0
+    rollout "rolling" max-batch=1 min-in-service=0
+}}
+
+environment "staging" default=#true {{
+    account "123456789012"
+}}
+
+environment "prod" {{
+    account "{PROD}"
+    images-from "staging"
+    fleet "web" {{
+        subnets "{prod_subnet}"
+    }}
+    stack-set permission-model="SELF_MANAGED" {{
+        accounts "{PROD}"
+        regions "us-east-1" "eu-west-1"
+        region "eu-west-1" {{
+            image "web" ami="{eu_ami}"
+            subnets "{prod_eu_subnet}" fleet="web"
+        }}
+    }}
+}}
+"#
+    );
+    std::fs::write(dir.path().join("app.kdl"), spec).unwrap();
+    std::fs::write(
+        dir.path().join("app.lock.json"),
+        "{\n  \"version\": 3,\n  \"images\": {}\n}\n",
+    )
+    .unwrap();
+
+    let deploy = bake(dir.path(), &url, &["deploy", "app.kdl", "--yes"]);
+    expect(
+        &deploy,
+        0,
+        &format!("Deployed stack {stack}-staging in us-east-1"),
+    );
+    let promote = bake(
+        dir.path(),
+        &url,
+        &["promote", "app.kdl", "--from", "staging", "--to", "prod"],
+    );
+    expect(&promote, 0, &format!("shared with account {PROD}"));
+    assert_eq!(
+        read_lock(dir.path())["environments"]["prod"]["images"]["web"]["ami"],
+        ami.as_str()
+    );
+
+    // Prod goes through StackSets: one instance per region, none before the deploy.
+    let set = format!("{stack}-prod");
+    let plan = bake(dir.path(), &url, &["plan", "app.kdl", "--env", "prod"]);
+    expect(&plan, 0, "Plan: 2 stack instance(s) to create");
+    let deploy = bake(
+        dir.path(),
+        &url,
+        &["deploy", "app.kdl", "--env", "prod", "--yes"],
+    );
+    expect(&deploy, 0, &format!("Deployed stack set {set}"));
+    // Each region's stack resolved its region's AMI from the mapping.
+    for (region, want) in [("us-east-1", ami.as_str()), ("eu-west-1", eu_ami.as_str())] {
+        assert_eq!(
+            set_output(&url, PROD, region, &set, "ImageWebAmiId").as_deref(),
+            Some(want),
+            "region {region}"
+        );
+    }
+    let status = bake(
+        dir.path(),
+        &url,
+        &["status", "app.kdl", "--env", "prod", "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("one JSON object");
+    let mut regions: Vec<&str> = v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["region"].as_str().unwrap())
+        .collect();
+    regions.sort_unstable();
+    assert_eq!(regions, ["eu-west-1", "us-east-1"], "{v}");
+
+    let destroy = bake(
+        dir.path(),
+        &url,
+        &["destroy", "app.kdl", "--env", "prod", "--yes"],
+    );
+    expect(&destroy, 0, &format!("Deleted stack set {set}"));
+    let destroy = bake(dir.path(), &url, &["destroy", "app.kdl", "--yes"]);
+    expect(&destroy, 0, "Destroyed stack");
 }

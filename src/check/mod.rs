@@ -35,6 +35,21 @@ use plan::{FleetPlan, ImagePlan, Plan};
 /// Checks a spec's meaning. The plan is `Some` only when no error was found (warnings allowed). A tree that had
 /// shape errors may yield no plan and no further diagnostics: the shape errors already explain why.
 pub fn check(tree: &Tree) -> (Option<Plan>, Vec<Diag>) {
+    check_images(tree, Images::AsWritten)
+}
+
+/// Where a plan's images come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Images {
+    /// As the spec writes them: built, pinned or NixOS.
+    AsWritten,
+    /// A promoted environment's (`images-from`): each image a fleet runs becomes the AMI the lock records for
+    /// it (`environments::promotion`), so a stack set takes them as pinned.
+    Promoted,
+}
+
+/// `check`, for a tree whose images may be promoted.
+pub fn check_images(tree: &Tree, source: Images) -> (Option<Plan>, Vec<Diag>) {
     let mut diags = Diags::default();
     let stack = tree.first("stack").and_then(stack::stack_plan);
     let images = image::images(tree, stack.as_ref(), &mut diags);
@@ -42,9 +57,17 @@ pub fn check(tree: &Tree) -> (Option<Plan>, Vec<Diag>) {
     image::warn_unused_images(tree, &images, &mut diags);
     tags::check(tree, &mut diags);
     let images = image::add_signal_rpms(images, &fleets);
-    let stack_set = tree
-        .first("stack-set")
-        .map(|item| stack_set(item, tree, stack.as_ref(), &images, &fleets, &mut diags));
+    let stack_set = tree.first("stack-set").map(|item| {
+        stack_set(
+            item,
+            tree,
+            stack.as_ref(),
+            &images,
+            &fleets,
+            source,
+            &mut diags,
+        )
+    });
     let images: Option<Vec<ImagePlan>> = images.into_iter().map(|(_, i)| i).collect();
     let fleets: Option<Vec<FleetPlan>> = fleets.into_iter().collect();
     let plan = match (stack, images, fleets, stack_set) {
@@ -79,10 +102,22 @@ fn stack_set(
     stack: Option<&plan::StackPlan>,
     images: &[image::NamedImage],
     fleets: &[Option<FleetPlan>],
+    source: Images,
     diags: &mut Diags,
 ) -> Option<stackset::StackSetPlan> {
+    // A fleet's `image` indexes every image, also those with errors.
+    let promoted = (source == Images::Promoted).then(|| {
+        fleets
+            .iter()
+            .flatten()
+            .filter_map(|f| images.get(f.image).and_then(|(n, _)| n.as_ref()))
+            .map(|n| n.value.as_str())
+            .collect::<Vec<&str>>()
+    });
     let images: Vec<&ImagePlan> = images.iter().filter_map(|(_, i)| i.as_ref()).collect();
-    stackset::built_images(item, &images, diags);
+    if promoted.is_none() {
+        stackset::built_images(item, &images, diags);
+    }
     fn names<'t>(tree: &'t Tree, kind: &'static str) -> Vec<&'t str> {
         tree.all(kind)
             .filter_map(|i| i.args.first())
@@ -98,6 +133,7 @@ fn stack_set(
         fleet_names: names(tree, "fleet"),
         images,
         fleets: fleets.iter().flatten().collect(),
+        promoted,
     };
     stackset::stack_set(item, &cx, diags)
 }

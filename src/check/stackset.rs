@@ -156,6 +156,22 @@ pub(super) struct Context<'a> {
     /// The images and fleets that passed their checks.
     pub images: Vec<&'a ImagePlan>,
     pub fleets: Vec<&'a FleetPlan>,
+    /// A promoted environment's stack set: the images its fleets run, each of which will be a pinned AMI (the
+    /// lock's, in the stack's region), so each other region needs its AMI, built or not as written.
+    pub promoted: Option<Vec<&'a str>>,
+}
+
+impl Context<'_> {
+    /// Whether the template pins this image's AMI (so every region needs one).
+    fn pinned(&self, image: &ImagePlan) -> bool {
+        match image.source {
+            ImageSource::Pinned { .. } => true,
+            _ => self
+                .promoted
+                .as_ref()
+                .is_some_and(|names| names.contains(&image.name.value.as_str())),
+        }
+    }
 }
 
 /// Checks a `stack-set` node. `None` when it has errors (all of them reported).
@@ -586,6 +602,7 @@ fn block_values(
                     source: ImageSource::Built(_),
                     ..
                 }) = image
+                    && cx.promoted.is_none()
                 {
                     // Reported once for the image by `built_images`.
                     continue;
@@ -628,9 +645,10 @@ fn complete(
         )
     };
     for image in &cx.images {
-        if matches!(image.source, ImageSource::Pinned { .. })
-            && !values.amis.contains_key(&image.name.value)
-        {
+        // The stack's region runs a promoted image's AMI from the lock (`environments::promotion`).
+        let from_lock = !matches!(image.source, ImageSource::Pinned { .. })
+            && cx.stack_region == Some(region.value.as_str());
+        if cx.pinned(image) && !from_lock && !values.amis.contains_key(&image.name.value) {
             missing.push(add(
                 &format!("an AMI id for image `{}`", image.name.value),
                 &format!("image \"{}\" ami=\"ami-…\"", image.name.value),

@@ -124,7 +124,12 @@ pub fn check(tree: &Tree, want: Want<'_>) -> (Option<Checked>, Vec<Diag>) {
     let mut plan = None;
     for (i, env) in envs.iter().enumerate() {
         let overlaid = overlay::apply(&base, env);
-        let (p, d) = crate::check::check(&overlaid);
+        let images = if env.images_from().is_some() {
+            crate::check::Images::Promoted
+        } else {
+            crate::check::Images::AsWritten
+        };
+        let (p, d) = crate::check::check_images(&overlaid, images);
         push_new(d, &mut all);
         if Some(i) == chosen {
             plan = p;
@@ -277,8 +282,11 @@ fn check_declarations(tree: &Tree, envs: &[Declared<'_>], diags: &mut Diags) {
             }
             seen.push(name.value);
         }
+        // With a `stack-set`, the environment's `region` is the administration region and the set names the
+        // target accounts and regions; several there is what it is for.
+        let plain = env.item.child("stack-set").is_none();
         for (node, what) in [("region", "regions"), ("account", "accounts")] {
-            if let Some(child) = env.item.child(node) {
+            if let Some(child) = env.item.child(node).filter(|_| plain) {
                 let values = child.arg_strs();
                 if values.len() > 1 {
                     diags.push(
@@ -292,7 +300,7 @@ fn check_declarations(tree: &Tree, envs: &[Declared<'_>], diags: &mut Diags) {
                         )
                         .label(child.name_span, format!("{} {what}", values.len()))
                         .help(format!(
-                            "one stack per account and region is what a CloudFormation StackSet deploys (see docs/environments.md); for a plain stack keep one {node} here, or declare one environment per {node}"
+                            "one stack per account and region is what a `stack-set` in this environment deploys (see docs/environments.md); for a plain stack keep one {node} here, or declare one environment per {node}"
                         )),
                     );
                 }

@@ -24,6 +24,14 @@ pub(super) fn apply(base: &Tree, env: &Declared<'_>) -> Tree {
             _ => {}
         }
     }
+    // The environment's stack set replaces the spec's (or gives it one); it keeps its spans, so the stack set
+    // check blames the environment.
+    if let Some(set) = env.item.child("stack-set") {
+        match tree.items.iter().position(|i| i.name() == "stack-set") {
+            Some(i) => tree.items[i] = set.clone(),
+            None => tree.items.push(set.clone()),
+        }
+    }
     tree
 }
 

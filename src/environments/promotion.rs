@@ -129,6 +129,12 @@ pub fn apply(
         image.source = ImageSource::Pinned {
             ami: entry.ami.clone(),
         };
+        // A stack set's own region runs the promoted AMI; its other regions' come from their `region` blocks.
+        if let Some(set) = &mut plan.stack_set
+            && let Some(home) = set.values.iter_mut().find(|v| v.region == region)
+        {
+            home.amis.insert(name.clone(), entry.ami.clone());
+        }
         image.promoted = Some(Box::new(Promotion {
             environment: env.name.clone(),
             from: entry.from.clone(),

@@ -132,6 +132,10 @@ pub(super) const ENVIRONMENT: Node = Node {
             )
         },
         FLEET_OVERRIDE,
+        Node {
+            doc: "Deploy this environment through CloudFormation StackSets (replaces the spec's `stack-set`): one stack instance per target account and region, administered from this environment's region. Its images must be pinned AMIs; a promoted environment's (`images-from`) are. See docs/stacksets.md.",
+            ..super::stackset::STACK_SET
+        },
     ],
     repeatable: true,
     ..node(
