@@ -8,9 +8,6 @@
 //! environment, `curl` on PATH. A test whose peer is absent is reported as ignored with the reason, unless
 //! `BAKE_TEST_REQUIRE_PEERS=1` (CI), where it fails (tests/common/peers.rs).
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
 mod common;
 use common::peers::{Peer, Suite, moto_url};
 
@@ -43,27 +40,7 @@ fn main() {
 #[path = "support/stack.rs"]
 mod stack;
 
-use stack::{default_subnet, text, unique, write_spec};
-
-fn bake(dir: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bake"))
-        .args(args)
-        .current_dir(dir)
-        .env("AWS_ENDPOINT_URL", url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bake runs")
-}
-
-fn expect(out: &Output, code: i32, needle: &str) {
-    let all = text(out);
-    assert_eq!(out.status.code(), Some(code), "{all}");
-    assert!(all.contains(needle), "expected {needle:?} in\n{all}");
-}
+use stack::{bake, default_subnet, expect, text, unique, write_spec};
 
 fn create_update_noop_status_destroy() {
     let url = moto_url();

@@ -12,7 +12,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use common::peers::{Peer, Suite, moto_url};
 
 #[path = "support/stack.rs"]
 mod stack;
-use stack::{AMI, default_subnet, text, unique};
+use stack::{AMI, bake, default_subnet, expect, text, unique};
 
 fn main() {
     let mut suite = Suite::new();
@@ -57,26 +57,6 @@ fn main() {
 
 const ACCOUNT: &str = "123456789012";
 const OTHER_ACCOUNT: &str = "111111111111";
-
-fn bake(dir: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bake"))
-        .args(args)
-        .current_dir(dir)
-        .env("AWS_ENDPOINT_URL", url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bake runs")
-}
-
-fn expect(out: &Output, code: i32, needle: &str) {
-    let all = text(out);
-    assert_eq!(out.status.code(), Some(code), "{all}");
-    assert!(all.contains(needle), "expected {needle:?} in\n{all}");
-}
 
 /// One AWS query/JSON call to moto over curl; moto routes by the credential scope and ignores the signature.
 fn moto_call(region: &str, service: &str, extra: &[&str]) -> String {

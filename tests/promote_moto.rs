@@ -7,14 +7,14 @@
 //! moto: RegisterImage, DescribeImageAttribute, DescribeSnapshotAttribute, DescribeImages).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 mod common;
 use common::peers::{Peer, Suite, moto_url};
 
 #[path = "support/stack.rs"]
 mod stack;
-use stack::{default_subnet, text, unique};
+use stack::{default_subnet, expect, unique};
 
 fn main() {
     let mut suite = Suite::new();
@@ -42,25 +42,9 @@ fn main() {
     suite.run()
 }
 
+/// Every run at the same clock: promotion records when it happened.
 fn bake(dir: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bake"))
-        .args(args)
-        .current_dir(dir)
-        .env("AWS_ENDPOINT_URL", url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("BAKE_NOW", "2026-12-01T12:00:00Z")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("bake runs")
-}
-
-fn expect(out: &Output, code: i32, needle: &str) {
-    let all = text(out);
-    assert_eq!(out.status.code(), Some(code), "{all}");
-    assert!(all.contains(needle), "expected {needle:?} in\n{all}");
+    stack::bake_env(dir, url, args, &[("BAKE_NOW", "2026-12-01T12:00:00Z")])
 }
 
 /// EC2's query API in `region`; moto routes by the credential scope and does not check the signature.

@@ -1,9 +1,10 @@
 //! What the moto-backed deploy tests share: a spec that moto can deploy, moto's default subnet, unique stack
-//! names, and a readable dump of a run. Included with `#[path]` by `deploy_moto.rs` and `deploy_faults.rs`.
+//! names, the real `bake` pointed at moto, and a readable dump of a run. Included with `#[path]` by the moto-backed
+//! test files (`deploy_*.rs`, `promote_moto.rs`).
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// The AMI moto's SSM public parameters name for AL2023 in us-east-1; moto's EC2 knows it.
 pub const AMI: &str = "ami-0d27e0fb3bac4d724";
@@ -70,4 +71,32 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The real `bake` in `dir`, pointed at moto (`url`) with moto's fake credentials and no terminal.
+pub fn bake(dir: &Path, url: &str, args: &[&str]) -> Output {
+    bake_env(dir, url, args, &[])
+}
+
+/// `bake` with more environment variables (e.g. a fixed `BAKE_NOW`).
+pub fn bake_env(dir: &Path, url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bake"))
+        .args(args)
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("bake runs")
+}
+
+/// The run exited with `code` and its output names `needle`.
+pub fn expect(out: &Output, code: i32, needle: &str) {
+    let all = text(out);
+    assert_eq!(out.status.code(), Some(code), "{all}");
+    assert!(all.contains(needle), "expected {needle:?} in\n{all}");
 }
