@@ -5,7 +5,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 use super::SetOptions;
-use super::api::{Instance, StackSet, StackSets};
+use super::api::{Instance, Selection, StackSet, StackSets};
 use super::diff::{Change, Diff, Row, diff};
 use super::wait::{Outcome, report_failures, wait};
 use crate::check::stackset::StackSetPlan;
@@ -220,6 +220,33 @@ fn tags(target: &Target<'_>) -> Vec<(String, String)> {
 
 /// Waits on one operation and says how it went; `Err` with the exit code when it did not succeed.
 #[allow(clippy::too_many_arguments)]
+/// Deletes the stack instances of each selection, one operation each, and follows it to its end.
+async fn delete_instances<S: StackSets>(
+    sets: &S,
+    set: &StackSetPlan,
+    name: &str,
+    target: &Target<'_>,
+    selections: &[Selection],
+    options: Options,
+    ui: &mut Ui,
+) -> Result<(), u8> {
+    for which in selections {
+        let (targets, regions) = (which.targets.join(", "), which.regions.join(", "));
+        let id = sets.delete_instances(set, name, which).await.map_err(|e| {
+            env_error(
+                ui,
+                &format!("cannot delete the stack instances of {targets} in {regions}"),
+                &e,
+            )
+        })?;
+        ui.say(format!(
+            "Deleting stack instances of {targets} in {regions} (operation {id})."
+        ));
+        follow(sets, set, target, &id, "delete instances", options, ui).await?;
+    }
+    Ok(())
+}
+
 async fn follow<S: StackSets>(
     sets: &S,
     set: &StackSetPlan,
@@ -391,28 +418,8 @@ async fn deploy_inner<S: StackSets>(
         follow(sets, set, target, &id, "create instances", options, ui).await?;
     }
     if set_options.delete_instances {
-        for which in d.selections(set, Change::Remove) {
-            let id = sets
-                .delete_instances(set, name, &which)
-                .await
-                .map_err(|e| {
-                    env_error(
-                        ui,
-                        &format!(
-                            "cannot delete the stack instances of {} in {}",
-                            which.targets.join(", "),
-                            which.regions.join(", ")
-                        ),
-                        &e,
-                    )
-                })?;
-            ui.say(format!(
-                "Deleting stack instances of {} in {} (operation {id}).",
-                which.targets.join(", "),
-                which.regions.join(", ")
-            ));
-            follow(sets, set, target, &id, "delete instances", options, ui).await?;
-        }
+        let remove = d.selections(set, Change::Remove);
+        delete_instances(sets, set, name, target, &remove, options, ui).await?;
     }
     ui.say(format!(
         "Deployed stack set {name}: `bake status {}` lists its instances.",
@@ -590,28 +597,8 @@ async fn destroy_inner<S: StackSets>(
         }
     }
     ui.mark_started();
-    for which in all.selections(set, Change::Remove) {
-        let id = sets
-            .delete_instances(set, name, &which)
-            .await
-            .map_err(|e| {
-                env_error(
-                    ui,
-                    &format!(
-                        "cannot delete the stack instances of {} in {}",
-                        which.targets.join(", "),
-                        which.regions.join(", ")
-                    ),
-                    &e,
-                )
-            })?;
-        ui.say(format!(
-            "Deleting stack instances of {} in {} (operation {id}).",
-            which.targets.join(", "),
-            which.regions.join(", ")
-        ));
-        follow(sets, set, target, &id, "delete instances", options, ui).await?;
-    }
+    let remove = all.selections(set, Change::Remove);
+    delete_instances(sets, set, name, target, &remove, options, ui).await?;
     sets.delete(set, name)
         .await
         .map_err(|e| env_error(ui, &format!("cannot delete stack set {name}"), &e))?;
