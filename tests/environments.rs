@@ -336,10 +336,22 @@ fn overrides_are_typed_and_point_at_the_environment() {
             .any(|d| d.help.as_deref().is_some_and(|h| h.contains("stack-set"))),
         "{d:?}"
     );
-    // With a stack set, several accounts are its targets, not a mistake; an environment that builds its images
+    // With a stack set, the set names the target accounts: the environment's one account is where it is
+    // administered, and several there would silently mean the first; an environment that builds its images
     // cannot run them through one.
     let d = problem(
         "environment \"qa\" { account \"222222222222\" \"333333333333\"; stack-set permission-model=\"SELF_MANAGED\" { accounts \"222222222222\" \"333333333333\"; regions \"us-east-1\" } }",
+    );
+    assert!(
+        d.iter()
+            .any(|d| d.code.as_str() == "bake::env::several_targets"
+                && d.help
+                    .as_deref()
+                    .is_some_and(|h| h.contains("in the `stack-set`"))),
+        "{d:?}"
+    );
+    let d = problem(
+        "environment \"qa\" { account \"222222222222\"; stack-set permission-model=\"SELF_MANAGED\" { accounts \"222222222222\" \"333333333333\"; regions \"us-east-1\" } }",
     );
     assert!(
         !d.iter()

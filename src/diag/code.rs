@@ -189,7 +189,7 @@ codes! {
     EnvUnknownFleet => "bake::env::unknown_fleet",
         "An environment overrides a fleet that the spec does not define. Overrides change an existing fleet (instance type, sizes, subnets, security groups, rollout); they do not add one.";
     EnvSeveralTargets => "bake::env::several_targets",
-        "An environment names several regions or accounts. A plain stack lives in exactly one account and one region; one stack per account and region is what a CloudFormation StackSet deploys (docs/environments.md). Keep one, or declare one environment each.";
+        "An environment names several regions or accounts. A plain stack lives in exactly one account and one region; one stack per account and region is what a CloudFormation StackSet deploys (docs/environments.md). Keep one, or declare one environment each. Beside a `stack-set`, the environment's `region` and `account` are where the set is administered, one each, and the target accounts and regions go in the set's `accounts` and `regions`.";
     EnvPromotionCycle => "bake::env::promotion_cycle",
         "`images-from` chains that come back to where they started (or an environment that takes its images from itself): some environment must build the images the others promote.";
     EnvNotPromoted => "bake::env::not_promoted",

@@ -282,26 +282,40 @@ fn check_declarations(tree: &Tree, envs: &[Declared<'_>], diags: &mut Diags) {
             }
             seen.push(name.value);
         }
-        // With a `stack-set`, the environment's `region` is the administration region and the set names the
-        // target accounts and regions; several there is what it is for.
+        // With a `stack-set`, the environment's `region` and `account` are where the set is administered, one
+        // each, and the set names the target accounts and regions.
         let plain = env.item.child("stack-set").is_none();
         for (node, what) in [("region", "regions"), ("account", "accounts")] {
-            if let Some(child) = env.item.child(node).filter(|_| plain) {
+            if let Some(child) = env.item.child(node) {
                 let values = child.arg_strs();
                 if values.len() > 1 {
-                    diags.push(
-                        Diag::error(
-                            Code::EnvSeveralTargets,
+                    let (message, help) = if plain {
+                        (
                             format!(
                                 "environment `{}` names {} {what}; a plain stack deploys to exactly one",
                                 env.name.value,
                                 values.len()
                             ),
+                            format!(
+                                "one stack per account and region is what a `stack-set` in this environment deploys (see docs/environments.md); for a plain stack keep one {node} here, or declare one environment per {node}"
+                            ),
                         )
-                        .label(child.name_span, format!("{} {what}", values.len()))
-                        .help(format!(
-                            "one stack per account and region is what a `stack-set` in this environment deploys (see docs/environments.md); for a plain stack keep one {node} here, or declare one environment per {node}"
-                        )),
+                    } else {
+                        (
+                            format!(
+                                "environment `{}` names {} {what} beside its `stack-set`; its {node} is where the stack set is administered, exactly one",
+                                env.name.value,
+                                values.len()
+                            ),
+                            format!(
+                                "keep one {node} here and list the target {what} in the `stack-set` (see docs/stacksets.md)"
+                            ),
+                        )
+                    };
+                    diags.push(
+                        Diag::error(Code::EnvSeveralTargets, message)
+                            .label(child.name_span, format!("{} {what}", values.len()))
+                            .help(help),
                     );
                 }
             }
