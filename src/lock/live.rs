@@ -140,9 +140,16 @@ fn what_happened(sentence: &str) -> String {
     sentence.split("; ").next().unwrap_or(sentence).to_owned()
 }
 
-/// A classified SDK failure as a lookup error; `not_found` names the service codes that mean "no such thing".
-fn lookup_error(c: Classified, endpoint: &Endpoint, not_found: &[&str]) -> LookupError {
-    match c {
+/// A failed SDK call as a lookup error; `not_found` names the service codes that mean "no such thing".
+fn lookup_error<E>(
+    e: &aws_sdk_ssm::error::SdkError<E, aws_sdk_ssm::config::http::HttpResponse>,
+    endpoint: &Endpoint,
+    not_found: &[&str],
+) -> LookupError
+where
+    E: aws_sdk_ssm::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match aws::classify(e, endpoint) {
         Classified::Service { code, message } if not_found.contains(&code.as_str()) => {
             LookupError::NotFound(if message.is_empty() { code } else { message })
         }
@@ -165,13 +172,7 @@ impl Resolver for LiveResolver {
             .name(name)
             .send()
             .await
-            .map_err(|e| {
-                lookup_error(
-                    aws::classify(&e, &self.endpoint),
-                    &self.endpoint,
-                    &["ParameterNotFound"],
-                )
-            })?;
+            .map_err(|e| lookup_error(&e, &self.endpoint, &["ParameterNotFound"]))?;
         let p = out
             .parameter()
             .ok_or_else(|| LookupError::Aws("GetParameter returned no parameter".to_owned()))?;
@@ -195,7 +196,7 @@ impl Resolver for LiveResolver {
             .await
             .map_err(|e| {
                 lookup_error(
-                    aws::classify(&e, &self.ec2_endpoint),
+                    &e,
                     &self.ec2_endpoint,
                     &["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"],
                 )
@@ -228,11 +229,7 @@ impl Resolver for LiveResolver {
             .send()
             .await
             .map_err(|e| {
-                lookup_error(
-                    aws::classify(&e, &self.secrets_endpoint),
-                    &self.secrets_endpoint,
-                    &["ResourceNotFoundException"],
-                )
+                lookup_error(&e, &self.secrets_endpoint, &["ResourceNotFoundException"])
             })?;
         Ok(SecretInfo {
             arn: out.arn().unwrap_or_default().to_owned(),
@@ -255,13 +252,7 @@ impl Resolver for LiveResolver {
             .parameter_filters(filter)
             .send()
             .await
-            .map_err(|e| {
-                lookup_error(
-                    aws::classify(&e, &self.endpoint),
-                    &self.endpoint,
-                    &["ParameterNotFound"],
-                )
-            })?;
+            .map_err(|e| lookup_error(&e, &self.endpoint, &["ParameterNotFound"]))?;
         let Some(p) = out.parameters().iter().find(|p| p.name() == Some(name)) else {
             return Err(LookupError::NotFound(format!(
                 "Parameter {name} not found."
@@ -282,13 +273,7 @@ impl Resolver for LiveResolver {
                 .with_decryption(false)
                 .send()
                 .await
-                .map_err(|e| {
-                    lookup_error(
-                        aws::classify(&e, &self.endpoint),
-                        &self.endpoint,
-                        &["ParameterNotFound"],
-                    )
-                })?
+                .map_err(|e| lookup_error(&e, &self.endpoint, &["ParameterNotFound"]))?
                 .parameter()
                 .and_then(|p| p.arn())
                 .unwrap_or_default()
