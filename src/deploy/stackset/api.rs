@@ -209,6 +209,31 @@ macro_rules! with_template {
     };
 }
 
+/// The permission model's settings (roles, or auto-deployment), on a create or update call.
+macro_rules! with_permission {
+    ($call:expr, $set:expr) => {
+        match &$set.permission {
+            Permission::SelfManaged {
+                administration_role,
+                execution_role,
+                ..
+            } => $call
+                .set_administration_role_arn(administration_role.clone())
+                .execution_role_name(execution_role),
+            Permission::ServiceManaged {
+                auto_deployment,
+                retain_stacks_on_account_removal,
+                ..
+            } => $call.auto_deployment(
+                AutoDeployment::builder()
+                    .enabled(*auto_deployment)
+                    .retain_stacks_on_account_removal(*retain_stacks_on_account_removal)
+                    .build(),
+            ),
+        }
+    };
+}
+
 /// Accounts (self-managed) or OU deployment targets (service-managed), on an instances call.
 macro_rules! with_targets {
     ($call:expr, $set:expr, $which:expr) => {
@@ -268,25 +293,7 @@ impl StackSets for AwsStackSets {
             .call_as(call_as(set))
             .set_tags(Some(tags(tags_)));
         call = with_template!(call, template);
-        call = match &set.permission {
-            Permission::SelfManaged {
-                administration_role,
-                execution_role,
-                ..
-            } => call
-                .set_administration_role_arn(administration_role.clone())
-                .execution_role_name(execution_role),
-            Permission::ServiceManaged {
-                auto_deployment,
-                retain_stacks_on_account_removal,
-                ..
-            } => call.auto_deployment(
-                AutoDeployment::builder()
-                    .enabled(*auto_deployment)
-                    .retain_stacks_on_account_removal(*retain_stacks_on_account_removal)
-                    .build(),
-            ),
-        };
+        call = with_permission!(call, set);
         self.send(call.send()).await?;
         Ok(())
     }
@@ -309,25 +316,7 @@ impl StackSets for AwsStackSets {
             .call_as(call_as(set))
             .set_tags(Some(tags(tags_)));
         call = with_template!(call, template);
-        call = match &set.permission {
-            Permission::SelfManaged {
-                administration_role,
-                execution_role,
-                ..
-            } => call
-                .set_administration_role_arn(administration_role.clone())
-                .execution_role_name(execution_role),
-            Permission::ServiceManaged {
-                auto_deployment,
-                retain_stacks_on_account_removal,
-                ..
-            } => call.auto_deployment(
-                AutoDeployment::builder()
-                    .enabled(*auto_deployment)
-                    .retain_stacks_on_account_removal(*retain_stacks_on_account_removal)
-                    .build(),
-            ),
-        };
+        call = with_permission!(call, set);
         let out = self.send(call.send()).await?;
         Ok(owned(out.operation_id()))
     }
