@@ -58,6 +58,11 @@ fn arn(secrets: &[ResolvedSecret], source: &SecretSource) -> Result<String, Stri
         .ok_or_else(|| format!("{} reached emit without an ARN", source.describe()))
 }
 
+/// Whether an image with this `fetch` needs the credential part of the bootstrap (`templates/fetch-credentials`).
+pub(super) fn needed(plan: &FetchPlan) -> bool {
+    plan.has_secrets() || plan.proxy.is_some()
+}
+
 /// The context, or `None` when the image fetches without credentials or proxy. An error is a bake bug: `verify`
 /// resolved every source.
 pub(super) fn context(
@@ -65,7 +70,7 @@ pub(super) fn context(
     plan: &FetchPlan,
     secrets: &[ResolvedSecret],
 ) -> Result<Option<FetchContext>, String> {
-    if !plan.has_secrets() && plan.proxy.is_none() {
+    if !needed(plan) {
         return Ok(None);
     }
     let tokens: Vec<TokenContext> = plan

@@ -15,7 +15,7 @@ pub mod templates;
 pub use cfn::STACKSET_MAP;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::check::image::GIT;
@@ -77,18 +77,7 @@ pub fn emit(
     resolved: &[Option<Resolved>],
     lock: &Lock,
 ) -> Result<Artifacts, EmitError> {
-    // The instance-refresh template is compiled here, on this thread, while `prepare`'s thread may still be
-    // compiling the others: a compile without such a fleet never compiles it.
-    let refresh = if plan
-        .fleets
-        .iter()
-        .any(|f| matches!(f.rollout, Rollout::InstanceRefresh { .. }))
-    {
-        Some(templates::refresh().map_err(|e| bug("templates", e))?)
-    } else {
-        None
-    };
-    let hb = templates::shared().map_err(|e| bug("templates", e))?;
+    let hb = templates::for_plan(needs(plan, resolved)).map_err(|e| bug("templates", e))?;
     let scripts = all_image_scripts(hb, plan, resolved)?;
     let mut files = Vec::new();
     for (image, s) in plan.images.iter().zip(&scripts) {
@@ -100,7 +89,7 @@ pub fn emit(
     }
     let mut user_data = Vec::new();
     for fleet in &plan.fleets {
-        let ud = fleet_user_data(hb, refresh, fleet)?;
+        let ud = fleet_user_data(hb, fleet)?;
         if let Some(text) = &ud {
             files.push((format!("{}.user-data.sh", fleet.name.value), text.clone()));
         }
@@ -120,7 +109,38 @@ pub fn emit(
     let template = cfn::template_with_nixos(plan, resolved, &scripts, &user_data, &nixos);
     files.insert(0, ("template.json".to_owned(), pretty(&template)));
     files.push(("lock.json".to_owned(), used_lock(plan, lock).to_json()));
+    // The template and the documents are trees of small allocations: freeing them was an eighth of a 100-image
+    // compile, which need not wait for it.
+    drop_later((template, scripts));
     Ok(Artifacts { files })
+}
+
+/// Frees `value` on another thread, so that the caller goes on; a process that exits first does not free it at
+/// all. For large trees of small allocations only: a thread costs tens of microseconds.
+fn drop_later<T: Send + 'static>(value: T) {
+    // When no thread can be had, `spawn` drops the closure, and the value with it, right here.
+    let _ = std::thread::Builder::new().spawn(move || drop(value));
+}
+
+/// The optional templates this compile renders: only those are compiled.
+fn needs(plan: &Plan, resolved: &[Option<Resolved>]) -> templates::Needs {
+    let built = || {
+        plan.images
+            .iter()
+            .zip(resolved)
+            .filter_map(|(image, r)| match (&image.source, r) {
+                (ImageSource::Built(build), Some(r)) => Some((build, r)),
+                _ => None,
+            })
+    };
+    templates::Needs {
+        refresh: plan
+            .fleets
+            .iter()
+            .any(|f| matches!(f.rollout, Rollout::InstanceRefresh { .. })),
+        fetch: built().any(|(build, _)| fetch::needed(&build.fetch)),
+        closure: built().any(|(_, r)| r.closure.is_some()),
+    }
 }
 
 /// From this many images on, their scripts are rendered on two threads (half the images each, results in image
@@ -241,14 +261,6 @@ struct RegistryPin<'a> {
     to: &'a str,
 }
 
-#[derive(Serialize)]
-struct DocumentContext<'a> {
-    name: String,
-    description: String,
-    timeout_secs: Value,
-    lines: Vec<&'a str>,
-}
-
 fn image_scripts(
     hb: &handlebars::Handlebars<'_>,
     plan: &Plan,
@@ -269,38 +281,48 @@ fn image_scripts(
         "bake: bootstrap of image {name} in stack {}",
         plan.stack.name
     );
-    let ssm_text = templates::render(
-        hb,
-        templates::SSM_DOCUMENT,
-        &DocumentContext {
-            name: format!("{}-{name}-bootstrap", plan.stack.name),
-            description: description.clone(),
-            timeout_secs: Value::String(build.timeout_secs.to_string()),
-            lines: converge_lines,
-        },
-    )
-    .map_err(|e| bug("the SSM document", e))?;
-    let ssm_document: Value =
-        serde_json::from_str(&ssm_text).map_err(|e| bug("the SSM document", e.to_string()))?;
+    let document_name = format!("{}-{name}-bootstrap", plan.stack.name);
+    let ssm_document = json!({
+        "schemaVersion": "2.2",
+        "description": description,
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "bootstrap",
+                "precondition": { "StringEquals": ["platformType", "Linux"] },
+                "inputs": {
+                    "timeoutSeconds": build.timeout_secs.to_string(),
+                    "runCommand": converge_lines,
+                }
+            }
+        ]
+    });
     let ssm_json = pretty(&ssm_document);
     if ssm_json.len() > SSM_CONTENT_MAX {
         return Err(EmitError::TooLarge(format!(
             "the SSM document of image `{name}` exceeds SSM's 64 KB limit"
         )));
     }
-    let component_text = templates::render(
-        hb,
-        templates::COMPONENT,
-        &DocumentContext {
-            name: format!("{}-{name}-bootstrap", plan.stack.name),
-            description,
-            timeout_secs: Value::from(build.timeout_secs),
-            lines,
-        },
-    )
-    .map_err(|e| bug("the AWSTOE component", e))?;
-    let component: Value = serde_json::from_str(&component_text)
-        .map_err(|e| bug("the AWSTOE component", e.to_string()))?;
+    let component = json!({
+        "name": document_name,
+        "description": description,
+        "schemaVersion": 1.0,
+        "phases": [
+            {
+                "name": "build",
+                "steps": [
+                    {
+                        "name": "Bootstrap",
+                        "action": "ExecuteBash",
+                        "timeoutSeconds": build.timeout_secs,
+                        "onFailure": "Abort",
+                        "maxAttempts": 1,
+                        "inputs": { "commands": lines }
+                    }
+                ]
+            }
+        ]
+    });
     // JSON is YAML, which is what AWSTOE reads.
     let component_data = pretty(&component);
     if component_data.chars().count() > COMPONENT_DATA_MAX {
@@ -419,17 +441,11 @@ struct RefreshUserDataContext<'a> {
 /// `Fn::Sub`.
 fn fleet_user_data(
     hb: &handlebars::Handlebars<'_>,
-    refresh: Option<&handlebars::Handlebars<'_>>,
     fleet: &FleetPlan,
 ) -> Result<Option<String>, EmitError> {
     let text = match &fleet.rollout {
         Rollout::InstanceRefresh { ready, .. } => templates::render(
-            refresh.ok_or_else(|| {
-                bug(
-                    "the user data",
-                    "the instance-refresh templates were not built",
-                )
-            })?,
+            hb,
             templates::REFRESH_USER_DATA,
             &RefreshUserDataContext {
                 ready_unit: &ready.ready_unit,
