@@ -1,11 +1,13 @@
 //! Writing files so that a reader never sees half of one: a temporary file in the same directory, renamed over
-//! the target. A bake killed mid-write (kill -9) leaves its `.bake-XXXXXX.tmp` behind; the next write into that
-//! directory removes such leftovers — only bake's own pattern, only files older than this process that no live
-//! writer holds (each writer keeps an exclusive lock on its temporary until the rename).
+//! the target. A bake killed mid-write (kill -9) leaves its `.bake-XXXXXX.tmp` behind; the next bake to write
+//! into that directory removes such leftovers at its first write there — only bake's own pattern, only files
+//! older than this process that no live writer holds (each writer keeps an exclusive lock on its temporary until
+//! the rename).
 
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 const PREFIX: &str = ".bake-";
@@ -50,7 +52,9 @@ fn replace(path: &Path, content: &str, sync: bool) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir)?;
-    remove_stale_temporaries(dir);
+    if first_write_into(dir) {
+        remove_stale_temporaries(dir);
+    }
     // On any error below, `tmp` is dropped, which deletes it: an ordinary failure leaves nothing behind.
     let mut builder = tempfile::Builder::new();
     builder.prefix(PREFIX).suffix(SUFFIX).rand_bytes(RANDOM_LEN);
@@ -69,6 +73,18 @@ fn replace(path: &Path, content: &str, sync: bool) -> std::io::Result<()> {
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Whether this is the process's first write into `dir`: leftovers are removed then, once per directory, since
+/// reading the directory for every file would make a compile that writes many files into one directory
+/// quadratic (a 100-image spec writes 302). A leftover is older than this process, so it was there at that first
+/// write (one a live writer still held then is the next bake's to remove).
+fn first_write_into(dir: &Path) -> bool {
+    static CLEANED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    let mut cleaned = CLEANED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    cleaned.insert(dir.to_path_buf())
 }
 
 /// Whether `name` is one of bake's temporaries: `.bake-` + six ASCII letters or digits + `.tmp`.
@@ -186,6 +202,19 @@ mod tests {
             ]
         );
         drop(holder);
+    }
+
+    /// The directory is read once per process, at the first write into it, not at every write.
+    #[test]
+    fn leftovers_are_looked_for_once_per_directory() {
+        mark_process_start();
+        let dir = tempfile::tempdir().unwrap();
+        write_artifact(&dir.path().join("a.json"), "{}\n").unwrap();
+        let stale = dir.path().join(".bake-Ab3dE9.tmp");
+        aged(&stale);
+        write_artifact(&dir.path().join("b.json"), "{}\n").unwrap();
+        assert!(stale.exists());
+        assert_eq!(remove_stale_temporaries(dir.path()), 1);
     }
 
     #[test]
