@@ -278,7 +278,10 @@ pub(super) fn fetch_plan(
     if let Some(url) = flake_url
         && let Some((host, scheme)) = url_host(&url.value)
     {
-        flake_url_diags(url, &host, scheme, &plan, diags);
+        // An image with a prebuilt closure never fetches the flake on the build instance (`bake lock` and
+        // `bake build` do, with the machine's own keys): no deploy key is missing there.
+        let on_instance = image.child("closure").is_none();
+        flake_url_diags(url, &host, scheme, on_instance, &plan, diags);
     }
     ok.then_some(plan)
 }
@@ -287,6 +290,7 @@ fn flake_url_diags(
     url: &Spanned<String>,
     host: &str,
     scheme: Scheme,
+    on_instance: bool,
     plan: &FetchPlan,
     diags: &mut Diags,
 ) {
@@ -315,7 +319,7 @@ fn flake_url_diags(
                 ),
             }
         }
-        Scheme::Ssh if !plan.ssh_keys.iter().any(|k| k.host == host) => diags.push(
+        Scheme::Ssh if on_instance && !plan.ssh_keys.iter().any(|k| k.host == host) => diags.push(
             Diag::warning(
                 Code::SshWithoutKey,
                 format!("the flake is fetched over ssh from {host}, with no deploy key"),
