@@ -6,8 +6,10 @@
 //! which kills the process (the editor's server too; a panic handler cannot catch it), and error recovery nests
 //! blocks the lexer rightly reads as strings (`a b"{a b"{`), so no count of real braces bounds it.
 //!
-//! So the parse runs on its own thread, with a stack sized from the text: every recursion consumes at least one
-//! character, so the sum of a per-character cost bounds the stack it can use. The costs are twice what kdl uses per
+//! So the parse runs only where the stack is large enough for the text: every recursion consumes at least one
+//! character, so the sum of a per-character cost bounds the stack it can use. That is the calling thread when its
+//! remaining stack holds the bound (a small spec on the main thread's 8 MiB: starting a thread costs more than
+//! parsing it), and otherwise a thread of its own with a stack of that size. The costs are twice what kdl uses per
 //! level (measured with kdl 6.7.1 at opt-level 3: 7.2 KiB per `{`, 2.8 KiB per nested `/*`, 0.6 KiB per comment
 //! piece or skipped character). `tests` parses the worst cases at their bound. Only the pages that are used are
 //! ever touched; a text whose bound passes `MAX_STACK` (about half a megabyte of spec) is refused.
@@ -44,7 +46,8 @@ pub enum Failure {
     Refused(Diag),
 }
 
-/// Runs `f` (which parses `text`, or pieces of it) on a thread with a stack big enough for kdl's parser on `text`.
+/// Runs `f` (which parses `text`, or pieces of it) with a stack big enough for kdl's parser on `text`: here when
+/// this thread has that much left, otherwise on a thread of its own.
 pub fn with_stack<R: Send>(text: &str, f: impl FnOnce() -> R + Send) -> Result<R, Diag> {
     let size = bound(text);
     if size > MAX_STACK {
@@ -57,6 +60,10 @@ pub fn with_stack<R: Send>(text: &str, f: impl FnOnce() -> R + Send) -> Result<R
         )
         .label(crate::source::span(0, 0), "here")
         .help("a bake spec is a few kilobytes; split it into several specs"));
+    }
+    // Starting a thread costs more than parsing a small spec: when this thread's own stack has the room, parse here.
+    if stacker::remaining_stack().is_some_and(|left| left >= size) {
+        return Ok(f());
     }
     std::thread::scope(|s| {
         let handle = std::thread::Builder::new()
