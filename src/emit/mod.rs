@@ -111,15 +111,8 @@ pub fn emit(
     files.push(("lock.json".to_owned(), used_lock(plan, lock).to_json()));
     // The template and the documents are trees of small allocations: freeing them was an eighth of a 100-image
     // compile, which need not wait for it.
-    drop_later((template, scripts));
+    crate::drop_later((template, scripts));
     Ok(Artifacts { files })
-}
-
-/// Frees `value` on another thread, so that the caller goes on; a process that exits first does not free it at
-/// all. For large trees of small allocations only: a thread costs tens of microseconds.
-fn drop_later<T: Send + 'static>(value: T) {
-    // When no thread can be had, `spawn` drops the closure, and the value with it, right here.
-    let _ = std::thread::Builder::new().spawn(move || drop(value));
 }
 
 /// The optional templates this compile renders: only those are compiled.
@@ -143,8 +136,7 @@ fn needs(plan: &Plan, resolved: &[Option<Resolved>]) -> templates::Needs {
     }
 }
 
-/// From this many images on, their scripts are rendered on two threads (half the images each, results in image
-/// order, so the artifacts and the first error are the ones one thread gives).
+/// From this many images on, their scripts and template resources are made on two threads ([`on_two_threads`]).
 const PARALLEL_IMAGES: usize = 8;
 
 /// Each image's scripts and documents (`None` for a pinned image), in the plan's order.
@@ -161,29 +153,27 @@ fn all_image_scripts(
         (ImageSource::Pinned { .. } | ImageSource::Nixos(_), _) => Ok(None),
     };
     let pairs: Vec<_> = plan.images.iter().zip(resolved).collect();
-    if pairs.len() < PARALLEL_IMAGES {
-        return pairs.into_iter().map(one).collect();
+    on_two_threads(&pairs, |&pair| one(pair))
+        .into_iter()
+        .collect()
+}
+
+/// `f` of each item, in order: on two threads (half the items each) from [`PARALLEL_IMAGES`] items on, so that the
+/// results, and the first error among them, are those one thread gives.
+pub(crate) fn on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() < PARALLEL_IMAGES {
+        return items.iter().map(f).collect();
     }
-    let (first, second) = pairs.split_at(pairs.len() / 2);
+    let (first, second) = items.split_at(items.len() / 2);
     std::thread::scope(|s| {
-        let later = s.spawn(|| {
-            second
-                .iter()
-                .copied()
-                .map(one)
-                .collect::<Result<Vec<_>, _>>()
-        });
-        let mut out = first
-            .iter()
-            .copied()
-            .map(one)
-            .collect::<Result<Vec<_>, _>>()?;
+        let later = s.spawn(|| second.iter().map(&f).collect::<Vec<_>>());
+        let mut out: Vec<R> = first.iter().map(&f).collect();
         out.extend(
             later
                 .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
         );
-        Ok(out)
+        out
     })
 }
 

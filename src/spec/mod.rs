@@ -28,6 +28,10 @@ pub fn parse(file: &SourceFile) -> (Option<Tree>, Vec<Diag>) {
     match parsed {
         Ok(doc) => {
             let (tree, diags) = shape(&doc);
+            // kdl keeps every node's formatting: freeing a large spec's document is a tenth of its parse.
+            if file.text.len() >= pieces::PARALLEL_MIN {
+                crate::drop_later(doc);
+            }
             (Some(tree), diags)
         }
         Err(stack::Failure::Syntax(err)) => (None, syntax_diags(file, &err)),

@@ -99,9 +99,24 @@ pub(crate) fn template_with_nixos(
     let mut resources = Map::new();
     let mut outputs = Map::new();
     let mut metadata_images = Map::new();
+    // Each built image's own resources (Image Builder's, the SSM document, roles), made apart and then added in
+    // image order: most of a large template's work, and independent per image.
+    let items: Vec<_> = plan.images.iter().zip(resolved).zip(scripts).collect();
+    let mut built = super::on_two_threads(&items, |((image, resolved), scripts)| {
+        match (&image.source, resolved, scripts) {
+            (ImageSource::Built(build), Some(r), Some(s)) => {
+                let mut own = Map::new();
+                built_image(plan, image, build, r, s, &mut own);
+                Some(own)
+            }
+            _ => None,
+        }
+    })
+    .into_iter();
     for (i, ((image, resolved), scripts)) in
         plan.images.iter().zip(resolved).zip(scripts).enumerate()
     {
+        let own = built.next().flatten();
         if let (ImageSource::Nixos(_), Some(Some(entry))) = (&image.source, nixos.get(i)) {
             nixos_image(
                 plan,
@@ -114,8 +129,8 @@ pub(crate) fn template_with_nixos(
             continue;
         }
         match (&image.source, resolved, scripts) {
-            (ImageSource::Built(build), Some(r), Some(s)) => {
-                built_image(plan, image, build, r, s, &mut resources);
+            (ImageSource::Built(build), Some(r), Some(_)) => {
+                resources.extend(own.unwrap_or_default());
                 outputs.insert(
                     image_id(image, "AmiId"),
                     json!({
