@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of `bake compile`: the shipped examples, and generated specs with N fleets (N images built, each
-# locked), against the process start (`bake --version`) as the floor.
+# locked, each fleet with its own subnet and security group like the examples, so that the spec compiles without
+# warnings), against the process start (`bake --version`) as the floor.
 # Usage: scripts/bench-compile.sh [path/to/bake] [runs]    (build first: cargo build --release)
 # Prints the median and minimum wall time per run in milliseconds (process start included), each example's ratio
 # of medians to `bake --version` against issue 10's target (1.5×; the ratio of minimums in brackets, steadier on a
@@ -32,6 +33,7 @@ for i in range(n):
 }}
 fleet "f{i}" image="img{i}" instance-type="m7i.large" {{
     subnets "subnet-0a1b2c3d4e5f60718"
+    security-groups "sg-0123456789abcdef0"
     size min=1 max=3 desired=2
     rollout "rolling" max-batch=1 min-in-service=1 pause="PT5M" wait-for-signals=#true
 }}''')
@@ -41,9 +43,11 @@ json.dump({"version": 3, "images": images}, open(f"{work}/gen{n}.lock.json", "w"
 PY
 }
 
-# "median min" milliseconds of one run of "$@" (after a run that must succeed).
+# "median min" milliseconds of one run of "$@" (after a run that must succeed without a word on stderr: a
+# warning would be measured too).
 time_it() {
-  "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
+  "$@" >/dev/null 2>"$work/stderr" || { echo "failed: $*" >&2; cat "$work/stderr" >&2; exit 1; }
+  if grep -q '⚠' "$work/stderr"; then echo "warnings from: $*" >&2; cat "$work/stderr" >&2; exit 1; fi
   if command -v hyperfine >/dev/null; then
     local cmd
     cmd=$(printf '%q ' "$@")
