@@ -159,7 +159,7 @@ fn skeleton(index: usize, source: &str) -> Option<String> {
 }
 
 /// Starts compiling the templates every compile needs on another thread, while `bake compile` reads and checks
-/// the spec; [`for_plan`] then compiles what else the spec needs on its own thread and waits for these.
+/// the spec; [`for_plan`] then compiles what else the spec needs on the calling thread and waits for these.
 pub fn prepare() {
     std::thread::spawn(|| (0..BASE).try_for_each(|i| compiled(i).map(drop)));
 }
@@ -174,6 +174,10 @@ pub fn for_plan(needs: Needs) -> Result<&'static Handlebars<'static>, String> {
             let wanted: Vec<usize> = (0..SOURCES.len())
                 .filter(|&i| needs.wants(SOURCES[i].0))
                 .collect();
+            // The optional ones first: the base ones may still be compiling on `prepare`'s thread.
+            for &i in wanted.iter().filter(|&&i| i >= BASE) {
+                compiled(i)?;
+            }
             let mut hb = empty();
             for &i in &wanted {
                 hb.register_template(SOURCES[i].0, compiled(i)?.clone());
@@ -377,6 +381,14 @@ mod tests {
             let skeleton = skeleton(i, source).unwrap_or_else(|| panic!("{name} has no plain run"));
             assert!(skeleton.len() * 3 < source.len() * 2, "{name}: {skeleton}");
             compiled(i).unwrap();
+        }
+        // The skeleton's text is the template's only where no partial is included with indentation: handlebars
+        // indents a partial's raw text, not what a helper writes.
+        for (name, source) in SOURCES {
+            let indented = source
+                .lines()
+                .any(|l| l.trim_start().starts_with("{{>") && !l.starts_with("{{>"));
+            assert!(!indented, "{name} includes a partial with indentation");
         }
         // A comment or raw block keeps the template as it is.
         assert_eq!(skeleton(0, "{{!-- a\nb\nc --}}\n"), None);
