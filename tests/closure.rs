@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
+use common::git;
 use common::peers::{Peer, Suite, moto_url};
 
 fn main() {
@@ -81,33 +82,6 @@ struct Fixture {
     public_key: String,
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=bake",
-            "-c",
-            "user.email=bake@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_DATE", DATE)
-        .env("GIT_COMMITTER_DATE", DATE)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `nix` with flakes, offline: no substituter is asked.
 fn nix(args: &[&str]) -> Output {
     Command::new("nix")
@@ -141,9 +115,9 @@ impl Fixture {
         let sm = root.join("sm");
         std::fs::create_dir_all(&sm).unwrap();
         std::fs::write(sm.join("flake.nix"), SM_FLAKE).unwrap();
-        git(&sm, &["init", "-q"]);
-        git(&sm, &["add", "-A"]);
-        git(&sm, &["commit", "-q", "-m", "sm"]);
+        git(&sm, &["init", "-q"], DATE);
+        git(&sm, &["add", "-A"], DATE);
+        git(&sm, &["commit", "-q", "-m", "sm"], DATE);
         let infra = root.join("infra");
         std::fs::create_dir_all(&infra).unwrap();
         std::fs::write(
@@ -151,14 +125,14 @@ impl Fixture {
             infra_flake(marker).replace("@SM@", &sm.display().to_string()),
         )
         .unwrap();
-        git(&infra, &["init", "-q"]);
-        git(&infra, &["add", "-A"]);
+        git(&infra, &["init", "-q"], DATE);
+        git(&infra, &["add", "-A"], DATE);
         ok(
             &nix(&["flake", "lock", &infra.display().to_string()]),
             "nix flake lock",
         );
-        git(&infra, &["add", "-A"]);
-        git(&infra, &["commit", "-q", "-m", "infra"]);
+        git(&infra, &["add", "-A"], DATE);
+        git(&infra, &["commit", "-q", "-m", "infra"], DATE);
         std::fs::create_dir_all(root.join("mirror")).unwrap();
         std::fs::write(root.join("mirror/nix-installer-x86_64-linux"), "installer").unwrap();
         let secret = ok(
@@ -382,7 +356,7 @@ fn build_pushes_to_a_file_cache_that_an_empty_store_substitutes_from() {
         nix_file.replace("echo file-cache", "echo file-cache-2"),
     )
     .unwrap();
-    git(&infra, &["commit", "-q", "-am", "change"]);
+    git(&infra, &["commit", "-q", "-am", "change"], DATE);
     ok(
         &f.bake(&["lock", "web.kdl", "--update", "flake"]),
         "bake lock --update flake",

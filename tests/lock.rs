@@ -6,10 +6,11 @@
 //! (CI), where it fails (tests/common/peers.rs). Tests never reset moto: they only read the public parameters it
 //! ships.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
+use common::git;
 use common::peers::{Peer, Suite, moto_url};
 
 fn main() {
@@ -162,33 +163,6 @@ fn fake_installer_sha256() -> String {
 /// A temporary directory holding a spec and (optionally) a git flake checkout in `infra/`.
 struct Fixture {
     dir: tempfile::TempDir,
-}
-
-fn git(dir: &Path, args: &[&str], date: &str) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=bake",
-            "-c",
-            "user.email=bake@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_DATE", date)
-        .env("GIT_COMMITTER_DATE", date)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 const FLAKE_NIX: &str = r#"{

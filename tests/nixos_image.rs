@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 mod common;
+use common::git;
 use common::peers::{Peer, Suite, moto_url};
 
 fn main() {
@@ -497,33 +498,6 @@ fn flake_nix(marker: &str) -> String {
     )
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=bake",
-            "-c",
-            "user.email=bake@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_DATE", NOW)
-        .env("GIT_COMMITTER_DATE", NOW)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 struct Fixture {
     dir: tempfile::TempDir,
     stack: String,
@@ -543,7 +517,7 @@ impl Fixture {
         };
         let infra = f.path("infra");
         std::fs::create_dir_all(&infra).unwrap();
-        git(&infra, &["init", "-q"]);
+        git(&infra, &["init", "-q"], NOW);
         f.commit(marker);
         let spec = format!(
             r#"stack "{stack}" region="us-east-1"
@@ -575,8 +549,12 @@ fleet "web" image="web" instance-type="m7i.large" {{
         let infra = self.path("infra");
         std::fs::write(infra.join("flake.nix"), flake_nix(marker)).unwrap();
         std::fs::write(infra.join("build.sh"), BUILD_SH).unwrap();
-        git(&infra, &["add", "-A"]);
-        git(&infra, &["commit", "-q", "--allow-empty", "-m", marker]);
+        git(&infra, &["add", "-A"], NOW);
+        git(
+            &infra,
+            &["commit", "-q", "--allow-empty", "-m", marker],
+            NOW,
+        );
     }
 
     fn head(&self) -> String {

@@ -4,6 +4,7 @@
 pub mod peers;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use bake::diag::render::{self, Style};
 use bake::lock::Lock;
@@ -41,4 +42,32 @@ pub fn compile(path: &Path) -> bake::emit::Artifacts {
     let resolved = bake::lock::verify(&plan, &lock, &file.name())
         .unwrap_or_else(|d| panic!("{}", render::human(&file, &d, Style::PLAIN)));
     bake::emit::emit(&plan, &resolved, &lock).unwrap()
+}
+
+/// git in `dir` as a test fixture needs it: a fixed author and `date`, no signing, no system or user config.
+pub fn git(dir: &Path, args: &[&str], date: &str) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=bake",
+            "-c",
+            "user.email=bake@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
