@@ -405,9 +405,9 @@ pub fn readiness_script(
     ready_unit: &str,
     ready_command: Option<&str>,
 ) -> Result<String, EmitError> {
-    let hb = templates::registry().map_err(|e| bug("templates", e))?;
+    let hb = templates::for_plan(templates::Needs::default()).map_err(|e| bug("templates", e))?;
     templates::render(
-        &hb,
+        hb,
         templates::READINESS,
         &ReadinessContext {
             ready_unit,

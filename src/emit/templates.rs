@@ -61,6 +61,7 @@ pub struct Needs {
 }
 
 impl Needs {
+    #[cfg(test)]
     const ALL: Needs = Needs {
         refresh: true,
         fetch: true,
@@ -188,12 +189,6 @@ pub fn for_plan(needs: Needs) -> Result<&'static Handlebars<'static>, String> {
         .map_err(Clone::clone)
 }
 
-/// A registry of every shipped template. Fails only if a shipped template does not compile, which the tests
-/// catch.
-pub fn registry() -> Result<Handlebars<'static>, String> {
-    for_plan(Needs::ALL).cloned()
-}
-
 /// A registry with bake's settings and helpers and no templates.
 fn empty() -> Handlebars<'static> {
     let mut hb = Handlebars::new();
@@ -310,7 +305,7 @@ mod tests {
 
     #[test]
     fn no_html_escaping_and_strict_mode() {
-        let mut hb = registry().unwrap();
+        let mut hb = for_plan(Needs::ALL).unwrap().clone();
         hb.register_template_string("t", "{{shell url}} {{json url}}")
             .unwrap();
         let out = render(

@@ -102,21 +102,17 @@ pub(crate) fn template_with_nixos(
     // Each built image's own resources (Image Builder's, the SSM document, roles), made apart and then added in
     // image order: most of a large template's work, and independent per image.
     let items: Vec<_> = plan.images.iter().zip(resolved).zip(scripts).collect();
-    let mut built = super::on_two_threads(&items, |((image, resolved), scripts)| {
+    let built = super::on_two_threads(&items, |((image, resolved), scripts)| {
         match (&image.source, resolved, scripts) {
             (ImageSource::Built(build), Some(r), Some(s)) => {
                 let mut own = Map::new();
                 built_image(plan, image, build, r, s, &mut own);
-                Some(own)
+                own
             }
-            _ => None,
+            _ => Map::new(),
         }
-    })
-    .into_iter();
-    for (i, ((image, resolved), scripts)) in
-        plan.images.iter().zip(resolved).zip(scripts).enumerate()
-    {
-        let own = built.next().flatten();
+    });
+    for (i, (((image, resolved), scripts), own)) in items.into_iter().zip(built).enumerate() {
         if let (ImageSource::Nixos(_), Some(Some(entry))) = (&image.source, nixos.get(i)) {
             nixos_image(
                 plan,
@@ -130,7 +126,7 @@ pub(crate) fn template_with_nixos(
         }
         match (&image.source, resolved, scripts) {
             (ImageSource::Built(build), Some(r), Some(_)) => {
-                resources.extend(own.unwrap_or_default());
+                resources.extend(own);
                 outputs.insert(
                     image_id(image, "AmiId"),
                     json!({
