@@ -19,6 +19,10 @@ mod stack;
 
 use stack::{default_subnet, text, unique, write_spec};
 
+#[path = "support/http.rs"]
+mod http;
+use http::{forward, read_request};
+
 mod common;
 use common::peers::{Peer, Suite, moto_url};
 
@@ -231,44 +235,8 @@ impl Conn {
 
     /// One request to moto on a fresh connection, `Connection: close`, read to the end.
     fn forward(&self, head: &str, body: &[u8]) -> Option<Vec<u8>> {
-        let mut up = TcpStream::connect(self.upstream.as_deref()?).ok()?;
-        up.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-        let mut lines: Vec<&str> = head
-            .split("\r\n")
-            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-            .collect();
-        lines.retain(|l| !l.is_empty());
-        let head = format!("{}\r\nConnection: close\r\n\r\n", lines.join("\r\n"));
-        up.write_all(head.as_bytes()).ok()?;
-        up.write_all(body).ok()?;
-        let mut answer = Vec::new();
-        up.read_to_end(&mut answer).ok()?;
-        Some(answer)
+        forward(self.upstream.as_deref()?, head, body)
     }
-}
-
-/// An HTTP/1.1 request: its head (through the blank line) and its `Content-Length` body; `None` at EOF.
-fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        if conn.read(&mut byte).ok()? == 0 || buf.len() > 64 * 1024 {
-            return None;
-        }
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&buf).into_owned();
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    conn.read_exact(&mut body).ok()?;
-    Some((head, body))
 }
 
 // ---- running bake ----------------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ mod common;
 use common::git;
 use common::peers::{Peer, Suite, moto_url};
 
+#[path = "support/http.rs"]
+mod http;
+use http::{forward, read_request};
+
 fn main() {
     let mut suite = Suite::new();
     suite.test(
@@ -1118,7 +1122,7 @@ const AMAZON_OWNED: &[(&str, &str)] = &[
 /// HTTP 500), a creation date that is the time its backend loaded, and RegisterImage keeps only the name: for the
 /// listed AMI ids, the proxy sets these elements in DescribeImages answers. Everything else passes unchanged.
 fn describe_images_proxy(moto: &str, images: Vec<(String, Vec<(&'static str, String)>)>) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = moto
@@ -1133,36 +1137,12 @@ fn describe_images_proxy(moto: &str, images: Vec<(String, Vec<(&'static str, Str
             std::thread::spawn(move || {
                 let timeout = Some(std::time::Duration::from_secs(30));
                 client.set_read_timeout(timeout).ok();
-                let mut reader = BufReader::new(client.try_clone().unwrap());
-                // The request: head, then a body of Content-Length bytes.
-                let mut head = Vec::new();
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if !line.to_ascii_lowercase().starts_with("connection:") {
-                        head.push(line);
-                    }
-                }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_err() {
+                let Some((head, body)) = read_request(&mut client) else {
                     return;
-                }
-                let mut moto = std::net::TcpStream::connect(&upstream).unwrap();
-                moto.set_read_timeout(timeout).ok();
-                let request = format!("{}Connection: close\r\n\r\n", head.concat());
-                moto.write_all(request.as_bytes()).unwrap();
-                moto.write_all(&body).unwrap();
-                let mut answer = Vec::new();
-                moto.read_to_end(&mut answer).ok();
+                };
+                let Some(answer) = forward(&upstream, &head, &body) else {
+                    return;
+                };
                 let answer = String::from_utf8_lossy(&answer).into_owned();
                 let (head, mut text) = answer
                     .split_once("\r\n\r\n")

@@ -11,7 +11,7 @@
 //! Peers: `BAKE_TEST_MOTO_URL` (moto 5.2.5) and `nix`. Without them a test is ignored with its reason, unless
 //! `BAKE_TEST_REQUIRE_PEERS=1`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -24,6 +24,10 @@ use sha2::{Digest, Sha256};
 mod common;
 use common::git;
 use common::peers::{Peer, Suite, moto_url};
+
+#[path = "support/http.rs"]
+mod http;
+use http::{forward, read_request};
 
 fn main() {
     let mut suite = Suite::new();
@@ -395,7 +399,7 @@ impl Drop for Proxy {
 
 /// Serves one request per connection (answers go back with moto's `Connection: close`), forwarded on a fresh one.
 fn relay(
-    client: TcpStream,
+    mut client: TcpStream,
     upstream: &str,
     log: &Mutex<Vec<Request>>,
     held: &AtomicUsize,
@@ -403,35 +407,10 @@ fn relay(
     freeze_blocks: bool,
 ) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let mut reader = BufReader::new(client.try_clone()?);
-    let mut client = client;
-    let mut head = Vec::new();
-    let mut length = 0usize;
-    let mut request_line = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        if request_line.is_empty() {
-            request_line = line.trim_end().to_owned();
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-        if lower.starts_with("connection:") {
-            continue;
-        }
-        if line == "\r\n" {
-            head.extend_from_slice(b"Connection: close\r\n\r\n");
-            break;
-        }
-        head.extend_from_slice(line.as_bytes());
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let mut parts = request_line.split(' ');
+    let Some((head, body)) = read_request(&mut client) else {
+        return Ok(());
+    };
+    let mut parts = head.lines().next().unwrap_or_default().split(' ');
     let request = Request {
         method: parts.next().unwrap_or_default().to_owned(),
         target: parts.next().unwrap_or_default().to_owned(),
@@ -446,12 +425,9 @@ fn relay(
         }
         return Ok(());
     }
-    let mut up = TcpStream::connect(upstream)?;
-    up.set_read_timeout(Some(Duration::from_secs(60)))?;
-    up.write_all(&head)?;
-    up.write_all(&body)?;
-    let mut response = Vec::new();
-    up.read_to_end(&mut response)?;
+    let Some(response) = forward(upstream, &head, &body) else {
+        return Ok(());
+    };
     // moto closes; the answer goes back as is and the client's connection closes too.
     client.write_all(&response)?;
     Ok(())
