@@ -48,6 +48,14 @@ fn bake(dir: &Path, url: &str, args: &[&str]) -> Output {
 }
 
 /// EC2's query API in `region`; moto routes by the credential scope and does not check the signature.
+/// Destroys each environment's stack, in this order.
+fn destroy(dir: &Path, url: &str, envs: &[&str]) {
+    for env in envs {
+        let out = bake(dir, url, &["destroy", "app.kdl", "--env", env, "--yes"]);
+        expect(&out, 0, "Destroyed stack");
+    }
+}
+
 fn ec2(url: &str, region: &str, query: &str) -> String {
     let out = Command::new("curl")
         .args([
@@ -285,14 +293,7 @@ fn promote_moves_exactly_the_running_ami_and_shares_it() {
     );
     expect(&again, 0, "promoted 1 image(s)");
     assert_eq!(read_lock(dir.path()), after);
-    for env in ["prod", "staging"] {
-        let destroy = bake(
-            dir.path(),
-            &url,
-            &["destroy", "app.kdl", "--env", env, "--yes"],
-        );
-        expect(&destroy, 0, "Destroyed stack");
-    }
+    destroy(dir.path(), &url, &["prod", "staging"]);
 }
 
 fn promote_copies_into_another_region() {
@@ -354,14 +355,7 @@ fn promote_copies_into_another_region() {
         0,
         &format!("Deployed stack {stack}-dr in us-west-2"),
     );
-    for env in ["dr", "staging"] {
-        let destroy = bake(
-            dir.path(),
-            &url,
-            &["destroy", "app.kdl", "--env", env, "--yes"],
-        );
-        expect(&destroy, 0, "Destroyed stack");
-    }
+    destroy(dir.path(), &url, &["dr", "staging"]);
 }
 
 fn promote_before_the_source_deployed_writes_nothing() {
